@@ -1,0 +1,286 @@
+"""Every Chalice decorator of Cloud Pay: routes, the authorizer, queue and schedule handlers.
+
+A handler parses the request, calls one domain function from chalicelib and shapes the
+reply. Errors become one JSON shape here (console) or an error page (H5), nowhere else.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import time
+import uuid
+from urllib.parse import parse_qs
+
+from chalice import AuthResponse, Chalice, Rate, Response
+
+from chalicelib import accounts, binding, h5, idempotency, pagination, qr, qrcodes
+from chalicelib.errors import ApiError, InternalError, InvalidField, Unauthenticated, WechatBindingRequired
+from chalicelib.log import logger
+from chalicelib.web import render, static_text
+
+app = Chalice(app_name="cloudpay", configure_logs=False)
+
+_MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+@app.middleware("http")
+def request_context(event, get_response):
+    """Give every request an id (header and logs) and log one line per request."""
+    request_id = event.context.get("requestId") or str(uuid.uuid4())
+    logger.append_keys(request_id=request_id)
+    started = time.perf_counter()
+    response = get_response(event)
+    response.headers["X-Request-Id"] = request_id
+    logger.info("request", extra={"method": event.method, "route": event.context.get("resourcePath"),
+                                  "status": response.status_code,
+                                  "ms": round((time.perf_counter() - started) * 1000, 1)})
+    logger.remove_keys(["request_id"])
+    return response
+
+
+@app.authorizer(ttl_seconds=0)
+def console_session(auth_request):
+    """Resolve the session token to its caller for every console route.
+
+    Every route is allowed and the outcome travels in the context, so that an expired or
+    revoked session is answered in the API's own error shape by the function (API Gateway
+    would answer a bare 401/403 of its own).
+    """
+    try:
+        caller = accounts.authenticate(auth_request.token)
+    except Unauthenticated as exc:
+        return AuthResponse(routes=["*"], principal_id="anonymous",
+                            context={"auth_error_code": exc.code, "auth_error_message": exc.message})
+    return AuthResponse(routes=["*"], principal_id=caller.account_id,
+                        context={"account_id": caller.account_id, "session_hash": caller.session_hash,
+                                 "wechat_bound": "true" if caller.wechat_bound else "false"})
+
+
+_JSON = {"Content-Type": "application/json"}
+
+
+def _error_response(exc: ApiError) -> Response:
+    return Response(body=exc.body(), status_code=exc.status, headers={**_JSON, **exc.headers})
+
+
+def _internal_error() -> Response:
+    logger.exception("unhandled error")
+    return _error_response(InternalError())
+
+
+def _json_body() -> dict:
+    raw = app.current_request.raw_body
+    if not raw:
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise InvalidField("body", "request body must be valid JSON") from None
+    if not isinstance(body, dict):
+        raise InvalidField("body", "request body must be a JSON object")
+    return body
+
+
+def _caller(gated: bool) -> accounts.Caller:
+    context = (app.current_request.context or {}).get("authorizer") or {}
+    if context.get("auth_error_code"):
+        raise Unauthenticated(context["auth_error_message"], code=context["auth_error_code"])
+    if not context.get("account_id"):
+        raise Unauthenticated("sign in first", code="missing_token")
+    caller = accounts.Caller(context["account_id"], context["session_hash"], context["wechat_bound"] == "true")
+    if gated and not caller.wechat_bound:
+        raise WechatBindingRequired("bind a WeChat 买单 assistant admin to this account first: "
+                                    "POST /v1/wechat-binding-codes and scan the code")
+    return caller
+
+
+def _reply(result) -> Response:
+    if isinstance(result, Response):
+        return result
+    status, body = result
+    return Response(body=body, status_code=status, headers=dict(_JSON))
+
+
+def console(path: str, methods: tuple = ("GET",), *, gated: bool = True):
+    """Register a console API route: session authorizer, binding gate, idempotency, errors."""
+    def register(view):
+        @functools.wraps(view)
+        def handle(**params):
+            try:
+                caller = _caller(gated)
+                request = app.current_request
+                if request.method not in _MUTATING:
+                    return _reply(view(caller, **params))
+                key = request.headers.get(idempotency.HEADER)
+                route = f"{request.method} {path} {json.dumps(params, sort_keys=True)}"
+                outcome = idempotency.run(caller.account_id, route, key, _json_body(),
+                                          lambda: view(caller, **params))
+                response = _reply((outcome["status"], outcome["body"]))
+                if outcome["replayed"]:
+                    response.headers[idempotency.REPLAY_HEADER] = "true"
+                return response
+            except ApiError as exc:
+                return _error_response(exc)
+            except Exception:
+                return _internal_error()
+
+        app.route(path, methods=list(methods), authorizer=console_session)(handle)
+        return view
+    return register
+
+
+def public(path: str, methods: tuple = ("GET",)):
+    """Register a console API route that needs no session (sign up, sign in)."""
+    def register(view):
+        @functools.wraps(view)
+        def handle(**params):
+            try:
+                return _reply(view(**params))
+            except ApiError as exc:
+                return _error_response(exc)
+            except Exception:
+                return _internal_error()
+
+        app.route(path, methods=list(methods))(handle)
+        return view
+    return register
+
+
+# --- C1 accounts -------------------------------------------------------------------------
+
+def _account_view(account) -> dict:
+    return {"object": "account", "id": account.account_id, "email": account.email,
+            "display_name": account.display_name, "created_at": account.created_at,
+            "wechat_bound": account.wechat_binding_count > 0,
+            "wechat_binding_count": account.wechat_binding_count}
+
+
+@public("/v1/accounts", methods=("POST",))
+def sign_up():
+    body = _json_body()
+    account = accounts.sign_up(body.get("email"), body.get("password"), body.get("display_name"))
+    return 201, _account_view(account)
+
+
+@public("/v1/sessions", methods=("POST",))
+def sign_in():
+    body = _json_body()
+    issued = accounts.sign_in(body.get("email"), body.get("password"))
+    account = accounts.get_account(issued.session.account_id)
+    return 201, {"object": "session", "token": issued.token, "expires_at": issued.session.expires_at,
+                 "account": _account_view(account)}
+
+
+@console("/v1/sessions/current", methods=("DELETE",), gated=False)
+def sign_out(caller):
+    accounts.sign_out(caller.session_hash)
+    return 200, {"object": "session", "revoked": True}
+
+
+@console("/v1/me", gated=False)
+def who_am_i(caller):
+    return 200, _account_view(accounts.get_account(caller.account_id))
+
+
+# --- C2 WeChat binding gate -----------------------------------------------------------------
+
+@console("/v1/wechat-binding-codes", methods=("POST",), gated=False)
+def create_wechat_binding_code(caller):
+    return 201, binding.code_view(binding.issue_code(caller.account_id))
+
+
+@console("/v1/wechat-binding-codes/{code_id}", gated=False)
+def get_wechat_binding_code(caller, code_id):
+    return 200, binding.code_view(binding.own_code(caller.account_id, code_id))
+
+
+@console("/v1/wechat-binding-codes/{code_id}/refresh", methods=("POST",), gated=False)
+def refresh_wechat_binding_code(caller, code_id):
+    return 201, binding.code_view(binding.refresh_code(caller.account_id, code_id))
+
+
+@console("/v1/wechat-binding-codes/{code_id}/image.png", gated=False)
+def wechat_binding_code_png(caller, code_id):
+    code = binding.own_code(caller.account_id, code_id)
+    return Response(body=qr.png(qrcodes.url_for(code.code_id)),
+                    headers={"Content-Type": "image/png", "Cache-Control": "private, max-age=300"})
+
+
+@console("/v1/wechat-binding-codes/{code_id}/image.svg", gated=False)
+def wechat_binding_code_svg(caller, code_id):
+    code = binding.own_code(caller.account_id, code_id)
+    return Response(body=qr.svg(qrcodes.url_for(code.code_id)),
+                    headers={"Content-Type": "image/svg+xml", "Cache-Control": "private, max-age=300"})
+
+
+@console("/v1/wechat-bindings")
+def list_wechat_bindings(caller):
+    query = app.current_request.query_params or {}
+    page = binding.list_bindings(caller.account_id, pagination.parse_limit(query.get("limit")),
+                                 query.get("cursor"))
+    return 200, page.body(binding.binding_view)
+
+
+@console("/v1/wechat-bindings/{openid}", methods=("DELETE",))
+def unbind_wechat(caller, openid):
+    binding.unbind(caller.account_id, openid)
+    return 200, {"object": "wechat_binding", "openid": openid, "deleted": True}
+
+
+# --- H5 pages ----------------------------------------------------------------------------------
+
+def _h5(make_page) -> Response:
+    try:
+        page = make_page()
+    except Exception:
+        logger.exception("unhandled error on an H5 page")
+        page = h5.PageResponse(500, render("message.html", page_id="internal-error", title="出错了",
+                                           message="服务出现了问题，请稍后重试。", tone="err", steps=[],
+                                           detail=None), {"Content-Type": "text/html; charset=utf-8"})
+    return Response(body=page.body, status_code=page.status, headers=page.headers)
+
+
+def _cookie() -> str | None:
+    return app.current_request.headers.get("cookie")
+
+
+def _form() -> dict:
+    raw = (app.current_request.raw_body or b"").decode("utf-8", "replace")
+    return {key: values[0] for key, values in parse_qs(raw).items()}
+
+
+@app.route("/h5/q/{code_id}")
+def h5_scan(code_id):
+    return _h5(lambda: h5.scan(code_id, _cookie()))
+
+
+@app.route("/h5/q/{code_id}/confirm", methods=["POST"], content_types=["application/x-www-form-urlencoded"])
+def h5_confirm(code_id):
+    return _h5(lambda: h5.confirm(code_id, _cookie(), _form()))
+
+
+@app.route(h5.OAUTH_CALLBACK_PATH)
+def h5_wechat_oauth_callback():
+    return _h5(lambda: h5.oauth_callback(app.current_request.query_params or {}))
+
+
+# --- C8 console page ---------------------------------------------------------------------------
+
+@app.route("/")
+def home():
+    return Response(body="", status_code=302, headers={"Location": "/console"})
+
+
+@app.route("/console")
+def console_page():
+    return Response(body=static_text("console.html"), headers={"Content-Type": "text/html; charset=utf-8"})
+
+
+# --- B2 scheduled sweeps -----------------------------------------------------------------------
+
+@app.schedule(Rate(1, unit=Rate.MINUTES))
+def expire_qr_codes(event):
+    """Mark live codes past their expiry as expired, so the console sees them as such."""
+    result = qrcodes.expire_due()
+    logger.info("qr expiry sweep", extra={"examined": result.examined, "expired": result.expired})
+    return {"examined": result.examined, "expired": result.expired}

@@ -1,0 +1,1 @@
+"""Cloud Pay domain code. Nothing below this package imports Chalice."""

@@ -1,0 +1,177 @@
+"""H1/H2: the scan router and confirm pages, as plain functions that return a page.
+
+`app.py` hands in the path, cookie header, query and form, and sends back what these
+return. WeChat identity comes from OAuth through the platform's official account and is
+kept in a signed cookie (h5_identity).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+from chalicelib import binding, qrcodes, settings, signed_tokens
+from chalicelib.h5_identity import WechatIdentity, cookie_header, from_cookie_header
+from chalicelib.log import logger
+from chalicelib.maidan_admins import AssistantNotOpened, NoUnionId, NotMaidanAdmin
+from chalicelib.models.accounts import Account
+from chalicelib.qrcodes import CodeUnusable
+from chalicelib.upstream import maidan, wechat_oauth
+from chalicelib.upstream.http import UpstreamUnavailable
+from chalicelib.web import render
+
+OAUTH_CALLBACK_PATH = "/h5/oauth/wechat"
+_CONFIRM_PURPOSE = "h5-confirm"
+
+
+@dataclass
+class PageResponse:
+    status: int
+    body: str = ""
+    headers: dict = field(default_factory=dict)
+
+
+def _page(status: int, page_id: str, title: str, message: str, tone: str = "err", steps=(),
+          detail: str | None = None) -> PageResponse:
+    html = render("message.html", page_id=page_id, title=title, message=message, tone=tone,
+                  steps=list(steps), detail=detail)
+    return PageResponse(status, html, {"Content-Type": "text/html; charset=utf-8"})
+
+
+def _redirect(location: str, extra: dict | None = None) -> PageResponse:
+    return PageResponse(302, "", {"Location": location, "Cache-Control": "no-store", **(extra or {})})
+
+
+_CODE_ERRORS = {
+    "unknown": (404, "二维码无效", "这个二维码不存在。请确认扫描的是云支付控制台或商户页面生成的二维码。"),
+    "expired": (410, "二维码已过期", "二维码的有效期已过。请在控制台刷新二维码后重新扫描。"),
+    "used": (410, "二维码已被使用", "这个二维码只能使用一次，已经被使用过。如需继续操作，请在控制台重新生成二维码。"),
+    "revoked": (410, "二维码已失效", "这个二维码已被新的二维码取代或被撤销。请扫描控制台上最新的二维码。"),
+}
+
+OPEN_ASSISTANT_STEPS = (
+    "在微信中搜索并打开小程序“微信买单服务商助手”（或长按识别服务商助手的小程序码）。",
+    "输入您的服务商商户号，按提示验证管理员身份，开通服务商助手。",
+    "开通后回到控制台，重新扫描二维码。",
+)
+
+
+def code_error_page(reason: str) -> PageResponse:
+    status, title, message = _CODE_ERRORS[reason]
+    return _page(status, f"code-{reason}", title, message)
+
+
+def not_admin_page() -> PageResponse:
+    return _page(403, "not-maidan-admin", "您不是微信买单服务商助手管理员",
+                 "只有微信买单服务商助手的管理员微信号可以完成此操作。请使用管理员微信号重新扫码。")
+
+
+def not_opened_page() -> PageResponse:
+    return _page(403, "maidan-assistant-not-opened", "尚未开通微信买单服务商助手",
+                 "当前微信号还没有开通微信买单服务商助手。开通方法：", steps=OPEN_ASSISTANT_STEPS)
+
+
+def upstream_page(system: str) -> PageResponse:
+    return _page(502, "upstream-unavailable", "服务暂时不可用",
+                 f"{system} 暂时没有响应，请稍后重新扫码。")
+
+
+def _identity(cookie: str | None) -> WechatIdentity | None:
+    return from_cookie_header(cookie, settings.current().wechat_app_id)
+
+
+def _login(return_path: str) -> PageResponse:
+    config = settings.current()
+    state = signed_tokens.sign("oauth-state", {"r": return_path}, ttl_seconds=600)
+    redirect_uri = config.public_base_url + OAUTH_CALLBACK_PATH
+    return _redirect(wechat_oauth.authorize_url(config.wechat_app_id, redirect_uri, state))
+
+
+def _guarded(action) -> PageResponse:
+    """Run an admin-only step and turn the known refusals into their pages."""
+    try:
+        return action()
+    except CodeUnusable as exc:
+        return code_error_page(exc.reason)
+    except NotMaidanAdmin:
+        return not_admin_page()
+    except AssistantNotOpened:
+        return not_opened_page()
+    except NoUnionId:
+        return _page(502, "no-unionid", "无法识别微信身份",
+                     "平台公众号尚未绑定微信开放平台，无法确认您的买单管理员身份。请联系平台运营方。")
+    except UpstreamUnavailable as exc:
+        logger.warning("upstream unavailable on H5", extra={"system": exc.system, "detail": exc.detail})
+        return upstream_page(exc.system)
+    except maidan.MaidanError as exc:
+        logger.warning("买单 refused an H5 lookup", extra={"code": exc.code, "status": exc.status})
+        return upstream_page("微信买单")
+
+
+def _binding_confirm_page(code_id: str, identity: WechatIdentity) -> PageResponse:
+    result = binding.scan(code_id, identity)
+    account = Account.get(result.code.account_id)
+    csrf = signed_tokens.sign(_CONFIRM_PURPOSE, {"c": code_id, "o": identity.openid}, ttl_seconds=600)
+    html = render("binding_confirm.html", title="确认绑定", code_id=code_id, csrf=csrf,
+                  account_name=account.display_name, providers=result.providers)
+    return PageResponse(200, html, {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"})
+
+
+_CONFIRM_PAGES = {binding.KIND: _binding_confirm_page}
+
+
+def scan(code_id: str, cookie: str | None) -> PageResponse:
+    """H1: route a scanned code by its kind; errors in the code come before any sign-in."""
+    try:
+        code = qrcodes.usable(code_id)
+    except CodeUnusable as exc:
+        return code_error_page(exc.reason)
+    page_for = _CONFIRM_PAGES.get(code.kind)
+    if page_for is None:
+        return code_error_page("unknown")
+    identity = _identity(cookie)
+    if identity is None:
+        return _login(f"/h5/q/{quote(code_id)}")
+    return _guarded(lambda: page_for(code_id, identity))
+
+
+def confirm(code_id: str, cookie: str | None, form: dict) -> PageResponse:
+    """H2: the admin pressed confirm; the CSRF token ties the form to this code and WeChat."""
+    identity = _identity(cookie)
+    if identity is None:
+        return _login(f"/h5/q/{quote(code_id)}")
+    try:
+        token = signed_tokens.verify(_CONFIRM_PURPOSE, form.get("csrf", ""))
+    except signed_tokens.BadToken:
+        token = {}
+    if token.get("c") != code_id or token.get("o") != identity.openid:
+        return _page(403, "confirm-stale", "页面已过期", "确认页面已过期或不是由您打开的，请重新扫码。")
+
+    def bind() -> PageResponse:
+        binding.confirm(code_id, identity)
+        logger.info("wechat bound", extra={"code_id": code_id})
+        return _page(200, "binding-done", "绑定成功", "微信号已绑定到云支付控制台账号，请回到电脑上继续操作。", tone="ok")
+
+    return _guarded(bind)
+
+
+def oauth_callback(query: dict) -> PageResponse:
+    """U1 callback: exchange the code, keep the identity in a cookie, go back to the page."""
+    try:
+        state = signed_tokens.verify("oauth-state", query.get("state", ""))
+    except signed_tokens.BadToken:
+        return _page(400, "oauth-bad-state", "授权已过期", "微信授权已过期或无效，请重新扫码。")
+    return_path = state.get("r", "")
+    if not return_path.startswith("/h5/"):
+        return _page(400, "oauth-bad-state", "授权已过期", "微信授权已过期或无效，请重新扫码。")
+    if not query.get("code"):
+        return _page(403, "oauth-denied", "未完成微信授权", "需要微信授权才能识别您的身份，请重新扫码并同意授权。")
+    config = settings.current()
+    try:
+        found = wechat_oauth.exchange_code(config.wechat_app_id, config.wechat_app_secret, query["code"])
+    except wechat_oauth.WechatApiError as exc:
+        logger.warning("oauth code refused", extra={"errcode": exc.errcode})
+        return _page(400, "oauth-code-refused", "微信授权失败", "授权码无效或已使用，请重新扫码。")
+    except UpstreamUnavailable as exc:
+        return upstream_page(exc.system)
+    identity = WechatIdentity(app_id=found.app_id, openid=found.openid, unionid=found.unionid)
+    return _redirect(return_path, {"Set-Cookie": cookie_header(identity)})

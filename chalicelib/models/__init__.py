@@ -1,0 +1,1 @@
+"""PynamoDB models, one module per aggregate; each table is defined once in infra/template.yaml."""

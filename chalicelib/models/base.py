@@ -1,0 +1,42 @@
+"""What every model shares: where its table is, and time as integers."""
+from __future__ import annotations
+
+import time
+
+from chalicelib import settings
+
+
+def table_meta(setting_name: str) -> type:
+    """A PynamoDB Meta for the table whose name is the setting `setting_name`.
+
+    Read at import: Lambda, the local stack and the tests all set the environment first.
+    """
+    current = settings.current()
+
+    class Meta:
+        table_name = getattr(current, setting_name)
+        region = current.region
+
+    return Meta
+
+
+def now() -> int:
+    """Seconds since the epoch; every timestamp in the tables is one of these."""
+    return int(time.time())
+
+
+def condition_failed(exc: Exception) -> bool:
+    """True when a PynamoDB write failed only because its condition did not hold."""
+    code = getattr(exc, "cause_response_code", None)
+    if code == "ConditionalCheckFailedException":
+        return True
+    reasons = getattr(exc, "cancellation_reasons", None) or []
+    return any(reason is not None and reason.code == "ConditionalCheckFailed" for reason in reasons)
+
+
+def transaction():
+    """A PynamoDB write transaction in the app's region (all-or-nothing, up to 100 items)."""
+    from pynamodb.connection import Connection
+    from pynamodb.transactions import TransactWrite
+
+    return TransactWrite(connection=Connection(region=settings.current().region))

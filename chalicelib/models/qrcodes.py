@@ -1,0 +1,44 @@
+"""QR code records (SPEC §3): every code is an item with a kind, a target and a state."""
+from __future__ import annotations
+
+from pynamodb.attributes import NumberAttribute, UnicodeAttribute
+from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.models import Model
+
+from chalicelib.models.base import table_meta
+
+
+class LiveCodesByExpiry(GlobalSecondaryIndex):
+    """Sparse index of codes that can still expire: only they carry `expiry_shard`.
+
+    The sweep (B2) queries each shard for `expires_at <= now` and removes the shard
+    attribute when it marks a code expired or the code is used, so the index holds only
+    live codes and the sweep never reads a whole table.
+    """
+
+    class Meta:
+        index_name = "live-codes-by-expiry"
+        projection = KeysOnlyProjection()
+
+    expiry_shard = UnicodeAttribute(hash_key=True)
+    expires_at = NumberAttribute(range_key=True)
+
+
+class QrCode(Model):
+    Meta = table_meta("qr_codes_table")
+
+    code_id = UnicodeAttribute(hash_key=True)
+    kind = UnicodeAttribute()
+    state = UnicodeAttribute()
+    account_id = UnicodeAttribute()
+    created_at = NumberAttribute()
+    expires_at = NumberAttribute(null=True)
+    expiry_shard = UnicodeAttribute(null=True)
+    scanned_by = UnicodeAttribute(null=True)
+    scanned_at = NumberAttribute(null=True)
+    used_by = UnicodeAttribute(null=True)
+    used_at = NumberAttribute(null=True)
+    replaced_by = UnicodeAttribute(null=True)
+    purge_at = NumberAttribute(null=True)  # DynamoDB TTL: deleted some time after
+
+    live_by_expiry = LiveCodesByExpiry()

@@ -1,0 +1,133 @@
+"""The life of a QR code record (SPEC §3): issue, look up, scan, use, replace, expire.
+
+Every state change is a conditional update on the code's current state, so a code is used
+at most once however many phones confirm at the same moment.
+"""
+from __future__ import annotations
+
+import secrets
+import zlib
+from dataclasses import dataclass
+
+from pynamodb.exceptions import DoesNotExist, UpdateError
+
+from chalicelib import settings
+from chalicelib.models.base import condition_failed, now
+from chalicelib.models.qrcodes import QrCode
+
+PENDING, SCANNED, USED, EXPIRED, REPLACED = "pending", "scanned", "used", "expired", "replaced"
+LIVE_STATES = (PENDING, SCANNED)
+
+
+class CodeUnusable(Exception):
+    """The code cannot be acted on; `reason` is unknown, expired, used or revoked."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def url_for(code_id: str) -> str:
+    return f"{settings.current().public_base_url}/h5/q/{code_id}"
+
+
+def _shard(code_id: str) -> str:
+    return f"live#{zlib.crc32(code_id.encode()) % settings.current().qr_expiry_shards}"
+
+
+def issue(kind: str, account_id: str, ttl_seconds: int) -> QrCode:
+    at = now()
+    code_id = secrets.token_urlsafe(18)
+    expires_at = at + ttl_seconds
+    code = QrCode(code_id=code_id, kind=kind, state=PENDING, account_id=account_id, created_at=at,
+                  expires_at=expires_at, expiry_shard=_shard(code_id),
+                  purge_at=expires_at + settings.current().qr_purge_after_seconds)
+    code.save(condition=QrCode.code_id.does_not_exist())
+    return code
+
+
+def effective_state(code: QrCode, at: int | None = None) -> str:
+    """The state a person sees: a live code past its expiry is expired even before the sweep."""
+    if code.state in LIVE_STATES and code.expires_at is not None and code.expires_at <= (at or now()):
+        return EXPIRED
+    return code.state
+
+
+def find(code_id: str) -> QrCode | None:
+    try:
+        return QrCode.get(code_id)
+    except DoesNotExist:
+        return None
+
+
+def usable(code_id: str, kind: str | None = None) -> QrCode:
+    """The code if it can still be scanned and confirmed, else CodeUnusable with the reason."""
+    code = find(code_id)
+    if code is None or (kind is not None and code.kind != kind):
+        raise CodeUnusable("unknown")
+    state = effective_state(code)
+    if state == EXPIRED:
+        raise CodeUnusable("expired")
+    if state == USED:
+        raise CodeUnusable("used")
+    if state not in LIVE_STATES:
+        raise CodeUnusable("revoked")
+    return code
+
+
+def _live_condition(at: int):
+    return QrCode.state.is_in(*LIVE_STATES) & (QrCode.expires_at > at)
+
+
+def mark_scanned(code: QrCode, scanner: str) -> None:
+    """Record who scanned; harmless if the code was used or expired in the meantime."""
+    try:
+        code.update(actions=[QrCode.state.set(SCANNED), QrCode.scanned_by.set(scanner),
+                             QrCode.scanned_at.set(now())], condition=_live_condition(now()))
+    except UpdateError as exc:
+        if not condition_failed(exc):
+            raise
+
+
+def use_actions(user: str, at: int) -> list:
+    """The update that consumes a code, for use inside a caller's transaction."""
+    return [QrCode.state.set(USED), QrCode.used_by.set(user), QrCode.used_at.set(at),
+            QrCode.expiry_shard.remove()]
+
+
+def use_condition(kind: str, at: int):
+    return _live_condition(at) & (QrCode.kind == kind)
+
+
+def replace(code: QrCode, new_code_id: str) -> None:
+    """Retire a live code that a newer one supersedes, so only one can bind at a time."""
+    try:
+        code.update(actions=[QrCode.state.set(REPLACED), QrCode.replaced_by.set(new_code_id),
+                             QrCode.expiry_shard.remove()], condition=QrCode.state.is_in(*LIVE_STATES))
+    except UpdateError as exc:
+        if not condition_failed(exc):
+            raise
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    examined: int
+    expired: int
+
+
+def expire_due(at: int | None = None) -> SweepResult:
+    """B2: mark every live code whose time has passed as expired, shard by shard, by index."""
+    at = at or now()
+    examined = expired = 0
+    for shard in range(settings.current().qr_expiry_shards):
+        for key in QrCode.live_by_expiry.query(f"live#{shard}", QrCode.expires_at <= at):
+            examined += 1
+            try:
+                QrCode(key.code_id).update(
+                    actions=[QrCode.state.set(EXPIRED), QrCode.expiry_shard.remove()],
+                    condition=QrCode.state.is_in(*LIVE_STATES) & (QrCode.expires_at <= at))
+                expired += 1
+            except UpdateError as exc:
+                if not condition_failed(exc):
+                    raise
+    return SweepResult(examined, expired)

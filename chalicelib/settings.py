@@ -1,0 +1,121 @@
+"""Every setting of the app, read from the environment in this one module.
+
+`chalice.test.Client` swaps a stage's environment in only for the duration of a call, and
+the local stack and Lambda set it before import, so settings are read on each `current()`
+call rather than frozen at import. Reading ~30 variables costs microseconds.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+class SettingsError(RuntimeError):
+    """A required variable is missing or malformed: a deployment mistake, not user input."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    stage: str
+    region: str
+    public_base_url: str
+    # DynamoDB tables
+    accounts_table: str
+    unique_claims_table: str
+    sessions_table: str
+    login_attempts_table: str
+    wechat_bindings_table: str
+    qr_codes_table: str
+    idempotency_table: str
+    # Queues and keys
+    sync_queue_url: str
+    kms_key_id: str
+    # Our own signing key (cookies, cursors, OAuth state): HMAC, 32+ bytes
+    platform_signing_key: bytes
+    # Console accounts
+    session_ttl_seconds: int
+    login_max_failures: int
+    login_lockout_seconds: int
+    # QR codes
+    binding_code_ttl_seconds: int
+    qr_expiry_shards: int
+    qr_purge_after_seconds: int
+    idempotency_ttl_seconds: int
+    h5_identity_ttl_seconds: int
+    # Upstreams
+    wechat_open_base_url: str
+    wechat_api_base_url: str
+    wechat_app_id: str
+    wechat_app_secret: str
+    maidan_base_url: str
+    maidan_partner_id: str
+    maidan_api_key: bytes
+    upstream_timeout_seconds: float
+    upstream_retries: int
+    log_level: str
+
+    @property
+    def cookies_secure(self) -> bool:
+        return self.public_base_url.startswith("https://")
+
+
+def _text(name: str, default: str | None = None) -> str:
+    value = os.environ.get(name, default)
+    if value is None or value == "":
+        raise SettingsError(f"environment variable {name} is not set")
+    return value
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise SettingsError(f"environment variable {name} must be an integer, got {raw!r}") from exc
+
+
+def _key(name: str) -> bytes:
+    raw = _text(name)
+    key = raw.encode()
+    if len(key) < 32:
+        raise SettingsError(f"environment variable {name} must hold at least 32 bytes")
+    return key
+
+
+def current() -> Settings:
+    """The settings in force now (see the module docstring for why this is not cached)."""
+    return Settings(
+        stage=_text("CLOUDPAY_STAGE", "local"),
+        region=_text("AWS_DEFAULT_REGION", "ap-east-1"),
+        public_base_url=_text("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
+        accounts_table=_text("ACCOUNTS_TABLE"),
+        unique_claims_table=_text("UNIQUE_CLAIMS_TABLE"),
+        sessions_table=_text("SESSIONS_TABLE"),
+        login_attempts_table=_text("LOGIN_ATTEMPTS_TABLE"),
+        wechat_bindings_table=_text("WECHAT_BINDINGS_TABLE"),
+        qr_codes_table=_text("QR_CODES_TABLE"),
+        idempotency_table=_text("IDEMPOTENCY_TABLE"),
+        sync_queue_url=_text("SYNC_QUEUE_URL", "unset"),
+        kms_key_id=_text("KMS_KEY_ID", "unset"),
+        platform_signing_key=_key("PLATFORM_SIGNING_KEY"),
+        session_ttl_seconds=_int("SESSION_TTL_SECONDS", 12 * 3600),
+        login_max_failures=_int("LOGIN_MAX_FAILURES", 5),
+        login_lockout_seconds=_int("LOGIN_LOCKOUT_SECONDS", 15 * 60),
+        binding_code_ttl_seconds=_int("BINDING_CODE_TTL_SECONDS", 5 * 60),
+        qr_expiry_shards=_int("QR_EXPIRY_SHARDS", 4),
+        qr_purge_after_seconds=_int("QR_PURGE_AFTER_SECONDS", 30 * 86400),
+        idempotency_ttl_seconds=_int("IDEMPOTENCY_TTL_SECONDS", 24 * 3600),
+        h5_identity_ttl_seconds=_int("H5_IDENTITY_TTL_SECONDS", 2 * 3600),
+        wechat_open_base_url=_text("WECHAT_OPEN_BASE_URL", "https://open.weixin.qq.com").rstrip("/"),
+        wechat_api_base_url=_text("WECHAT_API_BASE_URL", "https://api.weixin.qq.com").rstrip("/"),
+        wechat_app_id=_text("WECHAT_APP_ID"),
+        wechat_app_secret=_text("WECHAT_APP_SECRET"),
+        maidan_base_url=_text("MAIDAN_BASE_URL").rstrip("/"),
+        maidan_partner_id=_text("MAIDAN_PARTNER_ID"),
+        maidan_api_key=_key("MAIDAN_API_KEY"),
+        upstream_timeout_seconds=float(_int("UPSTREAM_TIMEOUT_MS", 5000)) / 1000.0,
+        upstream_retries=_int("UPSTREAM_RETRIES", 2),
+        log_level=_text("LOG_LEVEL", "INFO"),
+    )
