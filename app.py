@@ -114,7 +114,7 @@ def console(path: str, methods: tuple = ("GET",), *, gated: bool = True):
                 key = request.headers.get(idempotency.HEADER)
                 route = f"{request.method} {path} {json.dumps(params, sort_keys=True)}"
                 outcome = idempotency.run(caller.account_id, route, key, _json_body(),
-                                          lambda: view(caller, **params))
+                                          lambda: view(caller, **params), app.lambda_context)
                 response = _reply((outcome["status"], outcome["body"]))
                 if outcome["replayed"]:
                     response.headers[idempotency.REPLAY_HEADER] = "true"

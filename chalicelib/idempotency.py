@@ -29,8 +29,13 @@ def _mark_replayed(response: dict, _record) -> dict:
     return {**response, "replayed": True}
 
 
-def run(account_id: str, route: str, key: str | None, body, handler: Callable[[], tuple[int, dict]]) -> dict:
-    """Answer `handler()` once per key: {"status", "body", "replayed"}."""
+def run(account_id: str, route: str, key: str | None, body, handler: Callable[[], tuple[int, dict]],
+        lambda_context=None) -> dict:
+    """Answer `handler()` once per key: {"status", "body", "replayed"}.
+
+    With the Lambda context, an attempt that dies mid-way stops blocking its key when the
+    invocation's time runs out rather than only when the record expires.
+    """
     if key is None:
         status, answer = handler()
         return {"status": status, "body": answer, "replayed": False}
@@ -45,6 +50,8 @@ def run(account_id: str, route: str, key: str | None, body, handler: Callable[[]
                                raise_on_no_idempotency_key=True,
                                expires_after_seconds=settings.current().idempotency_ttl_seconds,
                                response_hook=_mark_replayed)
+    if lambda_context is not None:
+        config.register_lambda_context(lambda_context)
 
     @idempotent_function(data_keyword_argument="request", config=config,
                          persistence_store=_store(settings.current().idempotency_table))

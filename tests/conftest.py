@@ -61,6 +61,8 @@ def aws():
     from moto import mock_aws
 
     from local import infra
+    from local.moto_atomic import serialize_moto_requests
+    serialize_moto_requests()
     with mock_aws():
         resolved = infra.create_stack(boto3.Session(region_name=REGION), STACK_NAME, PARAMETERS)
         for variable, value in _expected_env().items():
@@ -76,7 +78,7 @@ def sandbox():
     from chalicelib.upstream import http
     from sandbox.app import create_app
     from sandbox.world import SandboxConfig
-    sandbox_app = create_app(SandboxConfig(providers=10, sub_merchants=200))
+    sandbox_app = create_app(SandboxConfig(providers=50, sub_merchants=2000))
     http.use_transport(httpx.WSGITransport(app=sandbox_app))
     yield sandbox_app.config["WORLD"]
     http.use_transport(None)
@@ -136,12 +138,12 @@ class Phone:
         self.client = client
         self.user_id = user_id
         self.app_cookies: dict[str, str] = {}
-        self.sandbox_http = None
         self.last = None
 
     def _sandbox(self) -> httpx.Client:
         from chalicelib.upstream import http
-        return httpx.Client(transport=http._transport, follow_redirects=False)
+        return httpx.Client(transport=http._transport, follow_redirects=False,
+                            cookies={"sandbox_wechat_user": self.user_id})
 
     def _app(self, method: str, path: str, form: dict | None = None):
         headers = {}
@@ -150,8 +152,7 @@ class Phone:
         body = None
         if form is not None:
             headers["content-type"] = "application/x-www-form-urlencoded"
-            body = "&".join(f"{k}={httpx.QueryParams({k: v})[k] and str(httpx.QueryParams({k: v}))[len(k) + 1:]}"
-                            for k, v in form.items())
+            body = str(httpx.QueryParams(form))
         raw = getattr(self.client.http, method.lower())(path, headers=headers, body=body)
         headers = {name.lower(): value for name, value in raw.headers.items()}
         cookie = headers.get("set-cookie")
@@ -164,7 +165,7 @@ class Phone:
         for _ in range(10):
             parts = urlsplit(url)
             if url.startswith(SANDBOX_ROOT):
-                raw = self._sandbox().get(url, cookies={"sandbox_wechat_user": self.user_id})
+                raw = self._sandbox().get(url)
                 status, location = raw.status_code, raw.headers.get("location")
                 self.last = (status, raw.text, dict(raw.headers))
             else:

@@ -1,0 +1,30 @@
+# The two commands of the README: `make run` starts the whole local stack, `make test`
+# installs what the tests need and runs every test. `.ci/run` calls `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test bench lint-template package clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/python -m local
+
+test: $(STAMP)
+	bash scripts/ensure-chromium.sh
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+package: $(STAMP)
+	rm -rf build/package
+	$(BIN)/chalice package --stage prod --merge-template infra/template.yaml build/package
+
+clean:
+	rm -rf $(VENV) build .pytest_cache
