@@ -23,8 +23,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 package: $(STAMP)
-	rm -rf build/package
-	$(BIN)/chalice package --stage prod --merge-template infra/template.yaml build/package
+	bash scripts/package.sh build/package
 
 clean:
 	rm -rf $(VENV) build .pytest_cache

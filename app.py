@@ -166,9 +166,8 @@ def sign_up():
 def sign_in():
     body = _json_body()
     issued = accounts.sign_in(body.get("email"), body.get("password"))
-    account = accounts.get_account(issued.session.account_id)
     return 201, {"object": "session", "token": issued.token, "expires_at": issued.session.expires_at,
-                 "account": _account_view(account)}
+                 "account": _account_view(issued.account)}
 
 
 @console("/v1/sessions/current", methods=("DELETE",), gated=False)

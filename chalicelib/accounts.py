@@ -67,6 +67,7 @@ def sign_up(email, password, display_name=None) -> Account:
 class IssuedSession:
     token: str
     session: Session
+    account: Account
 
 
 def _token_hash(token: str) -> str:
@@ -123,7 +124,7 @@ def sign_in(email, password) -> IssuedSession:
         account = Account.get(claim.owner_id)
         stored = account.password_hash
     except DoesNotExist:
-        account, stored = None, passwords.UNKNOWN_ACCOUNT_HASH
+        account, stored = None, passwords.unknown_account_hash()
     if not passwords.verify_password(password, stored) or account is None:
         _record_failure(email, at)
         raise InvalidCredentials("email or password is wrong")
@@ -133,7 +134,7 @@ def sign_in(email, password) -> IssuedSession:
     session = Session(token_hash=_token_hash(token), account_id=account.account_id, created_at=at,
                       expires_at=at + ttl, purge_at=at + ttl + 86400)
     session.save(condition=Session.token_hash.does_not_exist())
-    return IssuedSession(token, session)
+    return IssuedSession(token, session, account)
 
 
 @dataclass(frozen=True)

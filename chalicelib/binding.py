@@ -59,9 +59,8 @@ class ScanResult:
     providers: tuple
 
 
-def scan(code_id: str, identity: WechatIdentity) -> ScanResult:
-    """The scanner opened the code: it must be a 买单 admin to be asked to confirm."""
-    code = qrcodes.usable(code_id, KIND)
+def scan(code: QrCode, identity: WechatIdentity) -> ScanResult:
+    """The scanner opened a usable code: it must be a 买单 admin to be asked to confirm."""
     lookup = maidan_admins.require_admin(identity)
     qrcodes.mark_scanned(code, identity.openid)
     return ScanResult(code, lookup.providers)

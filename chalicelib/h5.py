@@ -107,8 +107,9 @@ def _guarded(action) -> PageResponse:
         return upstream_page("微信买单")
 
 
-def _binding_confirm_page(code_id: str, identity: WechatIdentity) -> PageResponse:
-    result = binding.scan(code_id, identity)
+def _binding_confirm_page(code, identity: WechatIdentity) -> PageResponse:
+    code_id = code.code_id
+    result = binding.scan(code, identity)
     account = Account.get(result.code.account_id)
     csrf = signed_tokens.sign(_CONFIRM_PURPOSE, {"c": code_id, "o": identity.openid}, ttl_seconds=600)
     html = render("binding_confirm.html", title="确认绑定", code_id=code_id, csrf=csrf,
@@ -131,7 +132,7 @@ def scan(code_id: str, cookie: str | None) -> PageResponse:
     identity = _identity(cookie)
     if identity is None:
         return _login(f"/h5/q/{quote(code_id)}")
-    return _guarded(lambda: page_for(code_id, identity))
+    return _guarded(lambda: page_for(code, identity))
 
 
 def confirm(code_id: str, cookie: str | None, form: dict) -> PageResponse:

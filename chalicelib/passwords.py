@@ -5,6 +5,7 @@ Parameters are stored with each hash so they can be raised later without breakin
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import secrets
@@ -32,5 +33,10 @@ def verify_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(actual, expected)
 
 
-# Verified against when the email is unknown, so both failures cost the same time.
-UNKNOWN_ACCOUNT_HASH = hash_password(secrets.token_urlsafe(16))
+@functools.cache
+def unknown_account_hash() -> str:
+    """Verified against when the email is unknown, so both failures cost the same time.
+
+    Made on first use, not at import: scrypt costs ~50 ms, which every cold start would pay.
+    """
+    return hash_password(secrets.token_urlsafe(16))

@@ -41,12 +41,26 @@ def load_template() -> dict:
     return yaml.load(TEMPLATE.read_text(encoding="utf-8"), Loader=_CfnLoader)
 
 
+CHALICE_RESOURCES = {"RestAPI", "APIHandler"}
+
+
+def _refers_to_chalice(node) -> bool:
+    if isinstance(node, dict):
+        if node.get("Ref") in CHALICE_RESOURCES:
+            return True
+        return any(_refers_to_chalice(value) for value in node.values())
+    if isinstance(node, list):
+        return any(_refers_to_chalice(value) for value in node)
+    return False
+
+
 def standalone_template() -> dict:
-    """The template without what only exists once Chalice's resources are merged in."""
+    """The template without what only exists once Chalice's resources are merged in:
+    Globals, overrides of Chalice-made resources, and resources that refer to them."""
     template = load_template()
     template.pop("Globals", None)
     template["Resources"] = {name: resource for name, resource in template["Resources"].items()
-                             if "Type" in resource}
+                             if "Type" in resource and not _refers_to_chalice(resource)}
     return template
 
 

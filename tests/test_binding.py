@@ -12,7 +12,7 @@ from chalicelib.h5_identity import WechatIdentity
 from chalicelib.models.accounts import Account
 from chalicelib.models.bindings import WechatBinding
 from chalicelib.models.qrcodes import QrCode
-from tests.conftest import PARAMETERS
+from tests.environment import PARAMETERS
 
 
 def _expire(code_id: str) -> None:

@@ -5,7 +5,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from chalicelib import signed_tokens
 from chalicelib.h5_identity import COOKIE_NAME, WechatIdentity, cookie_header, from_cookie_header
-from tests.conftest import PARAMETERS, SANDBOX_ROOT
+from tests.environment import PARAMETERS, SANDBOX_ROOT
 
 
 def _start(console, phone):

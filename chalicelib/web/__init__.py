@@ -1,18 +1,27 @@
-"""Jinja2 templates (autoescape on) for the H5 pages and the console page."""
+"""Jinja2 templates (autoescape on) for the H5 pages and the console page.
+
+The environment is built on first render: console API calls render nothing, and Jinja2
+would add ~35 ms to every cold start.
+"""
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
-
 _HERE = Path(__file__).parent
-_env = Environment(loader=FileSystemLoader(_HERE / "templates"),
-                   autoescape=select_autoescape(default=True, default_for_string=True),
-                   trim_blocks=True, lstrip_blocks=True)
+
+
+@functools.cache
+def _environment():
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+    return Environment(loader=FileSystemLoader(_HERE / "templates"),
+                       autoescape=select_autoescape(default=True, default_for_string=True),
+                       trim_blocks=True, lstrip_blocks=True)
 
 
 def render(template: str, **context) -> str:
-    return _env.get_template(template).render(**context)
+    return _environment().get_template(template).render(**context)
 
 
 def static_text(name: str) -> str:

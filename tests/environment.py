@@ -1,0 +1,82 @@
+"""The test environment: set before anything imports the app, as Lambda and the local stack do."""
+from __future__ import annotations
+
+import contextlib
+import os
+
+import boto3
+import httpx
+
+PUBLIC_BASE_URL = "http://h5.test"
+SANDBOX_ROOT = "http://sandbox.test"
+STACK_NAME = "cloudpay-test"
+REGION = "ap-east-1"
+PARAMETERS = {
+    "PublicBaseUrl": PUBLIC_BASE_URL,
+    "PlatformSigningKey": "test-platform-signing-key-0123456789abcdef",
+    "WechatAppId": "wx0123456789abcdef",
+    "WechatAppSecret": "sandbox-wechat-app-secret-0000000",
+    "WechatOpenBaseUrl": f"{SANDBOX_ROOT}/wechat-open",
+    "WechatApiBaseUrl": f"{SANDBOX_ROOT}/wechat-api",
+    "MaidanBaseUrl": f"{SANDBOX_ROOT}/maidan",
+    "MaidanPartnerId": "cloudpay-sandbox",
+    "MaidanApiKey": "sandbox-maidan-api-key-0123456789abcdef",
+}
+STATIC_ENV = {
+    "AWS_DEFAULT_REGION": REGION, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+    "CLOUDPAY_STAGE": "test", "UPSTREAM_RETRIES": "1", "POWERTOOLS_LOG_LEVEL": "WARNING", "LOG_LEVEL": "WARNING",
+}
+
+
+def expected_env() -> dict[str, str]:
+    from local import infra
+    names = {"AccountsTable": "accounts", "UniqueClaimsTable": "unique-claims", "SessionsTable": "sessions",
+             "LoginAttemptsTable": "login-attempts", "WechatBindingsTable": "wechat-bindings",
+             "QrCodesTable": "qr-codes", "IdempotencyTable": "idempotency"}
+    env = {}
+    for variable, node in infra.template_env().items():
+        if "Ref" in node and node["Ref"] in PARAMETERS:
+            env[variable] = PARAMETERS[node["Ref"]]
+        elif "Ref" in node and node["Ref"] in names:
+            env[variable] = f"{STACK_NAME}-{names[node['Ref']]}"
+    return env
+
+
+
+
+def apply() -> None:
+    os.environ.update(STATIC_ENV)
+    os.environ.update(expected_env())
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+
+
+@contextlib.contextmanager
+def in_memory_aws():
+    """moto in-process with the stack of infra/template.yaml; yields the resolved environment."""
+    from moto import mock_aws
+
+    from local import infra
+    from local.moto_atomic import serialize_moto_requests
+    serialize_moto_requests()
+    with mock_aws():
+        resolved = infra.create_stack(boto3.Session(region_name=REGION), STACK_NAME, PARAMETERS)
+        for variable, value in expected_env().items():
+            assert resolved[variable] == value, variable
+        os.environ["SYNC_QUEUE_URL"] = resolved["SYNC_QUEUE_URL"]
+        os.environ["KMS_KEY_ID"] = resolved["KMS_KEY_ID"]
+        yield resolved
+
+
+@contextlib.contextmanager
+def sandbox_in_process(transport_wrapper=None):
+    """The sandbox app in-process; every upstream call of the app goes to it."""
+    from chalicelib.upstream import http
+    from sandbox.app import create_app
+    from sandbox.world import SandboxConfig
+    sandbox_app = create_app(SandboxConfig(providers=50, sub_merchants=2000))
+    transport = httpx.WSGITransport(app=sandbox_app)
+    http.use_transport(transport_wrapper(transport) if transport_wrapper else transport)
+    try:
+        yield sandbox_app.config["WORLD"]
+    finally:
+        http.use_transport(None)
