@@ -101,28 +101,36 @@ def _reply(result) -> Response:
     return Response(body=body, status_code=status, headers=dict(_JSON))
 
 
+def _answer(respond) -> Response:
+    """Run a console view; every error leaves as the API's one error shape."""
+    try:
+        return respond()
+    except ApiError as exc:
+        return _error_response(exc)
+    except Exception:
+        return _internal_error()
+
+
 def console(path: str, methods: tuple = ("GET",), *, gated: bool = True):
     """Register a console API route: session authorizer, binding gate, idempotency, errors."""
     def register(view):
+        def respond(params: dict) -> Response:
+            caller = _caller(gated)
+            request = app.current_request
+            if request.method not in _MUTATING:
+                return _reply(view(caller, **params))
+            key = request.headers.get(idempotency.HEADER)
+            route = f"{request.method} {path} {json.dumps(params, sort_keys=True)}"
+            outcome = idempotency.run(caller.account_id, route, key, _json_body(),
+                                      lambda: view(caller, **params), app.lambda_context)
+            response = _reply((outcome["status"], outcome["body"]))
+            if outcome["replayed"]:
+                response.headers[idempotency.REPLAY_HEADER] = "true"
+            return response
+
         @functools.wraps(view)
         def handle(**params):
-            try:
-                caller = _caller(gated)
-                request = app.current_request
-                if request.method not in _MUTATING:
-                    return _reply(view(caller, **params))
-                key = request.headers.get(idempotency.HEADER)
-                route = f"{request.method} {path} {json.dumps(params, sort_keys=True)}"
-                outcome = idempotency.run(caller.account_id, route, key, _json_body(),
-                                          lambda: view(caller, **params), app.lambda_context)
-                response = _reply((outcome["status"], outcome["body"]))
-                if outcome["replayed"]:
-                    response.headers[idempotency.REPLAY_HEADER] = "true"
-                return response
-            except ApiError as exc:
-                return _error_response(exc)
-            except Exception:
-                return _internal_error()
+            return _answer(lambda: respond(params))
 
         app.route(path, methods=list(methods), authorizer=console_session)(handle)
         return view
@@ -134,12 +142,7 @@ def public(path: str, methods: tuple = ("GET",)):
     def register(view):
         @functools.wraps(view)
         def handle(**params):
-            try:
-                return _reply(view(**params))
-            except ApiError as exc:
-                return _error_response(exc)
-            except Exception:
-                return _internal_error()
+            return _answer(lambda: _reply(view(**params)))
 
         app.route(path, methods=list(methods))(handle)
         return view
