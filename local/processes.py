@@ -47,8 +47,8 @@ class Child:
             raise ChildExited(f"{self.label} exited with code {code} (its output is above, "
                               f"lines starting [{self.label}])")
 
-    def wait_until_serving(self, url: str, timeout: float, stop: threading.Event) -> bool:
-        """Poll `url` until it answers HTTP at all; False if `stop` was set meanwhile."""
+    def wait_until_serving(self, url: str, timeout: float, stop) -> bool:
+        """Poll `url` until it answers HTTP at all; False if `stop` (an Event's is_set/wait) was set meanwhile."""
         deadline = time.monotonic() + timeout
         while not stop.is_set():
             self.check_running()

@@ -16,6 +16,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -154,16 +155,36 @@ def main(argv: list[str] | None = None) -> int:
     return run(ports)
 
 
-def _stop_event_set_by_signals() -> threading.Event:
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    return stop
+class SignalledStop:
+    """Set by SIGINT or SIGTERM; waited on like a threading.Event.
+
+    Not an Event itself: its set() takes a lock, and a handler that runs while the main
+    thread holds that same lock (inside Event.wait) would deadlock. A flag needs no lock.
+    """
+
+    POLL_SECONDS = 0.1
+
+    def __init__(self) -> None:
+        self.requested = False
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self._request)
+
+    def _request(self, signum, frame) -> None:
+        self.requested = True
+
+    def is_set(self) -> bool:
+        return self.requested
+
+    def wait(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not self.requested and time.monotonic() < deadline:
+            time.sleep(self.POLL_SECONDS)
+        return self.requested
 
 
 def run(ports: Ports) -> int:
     """Start everything, wait for Ctrl-C or SIGTERM, stop everything in reverse order."""
-    stop = _stop_event_set_by_signals()
+    stop = SignalledStop()
     try:
         with contextlib.ExitStack() as running:
             children = _start(ports, stop, running)
@@ -180,7 +201,7 @@ def run(ports: Ports) -> int:
     return 0
 
 
-def _start(ports: Ports, stop: threading.Event, running: contextlib.ExitStack) -> list[Child]:
+def _start(ports: Ports, stop: SignalledStop, running: contextlib.ExitStack) -> list[Child]:
     _start_moto(ports.moto, running)
     app_environment = infra.create_stack(boto3.Session(region_name=REGION), STACK_NAME, stack_parameters(ports))
     os.environ.update({**app_environment, "CLOUDPAY_STAGE": STAGE})
