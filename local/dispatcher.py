@@ -20,8 +20,9 @@ from local.lambda_context import lambda_context
 
 log = logging.getLogger("local")
 
-WAIT_SECONDS = 2
-"""Long-poll time of each receive; short, so that stopping the stack is quick."""
+IDLE_SECONDS = 0.5
+"""Pause after an empty receive. Short polls, not long ones: the local moto serves one
+request at a time (local/moto_atomic.py), so a long poll would hold up every other call."""
 RECEIVE_LIMIT = 10
 """SQS returns at most 10 messages per receive; Lambda may gather more, locally we do not."""
 RETRY_DELAY_SECONDS = 1.0
@@ -83,8 +84,8 @@ def reported_failures(response, message_ids: list[str]) -> set[str]:
     return failed
 
 
-def dispatch_once(app, sqs_client, source_config: SQSEventConfig, queue_url: str, queue_arn: str,
-                  *, wait_seconds: int = WAIT_SECONDS) -> tuple[int, int, int]:
+def dispatch_once(app, sqs_client, source_config: SQSEventConfig, queue_url: str,
+                  queue_arn: str) -> tuple[int, int, int]:
     """Receive one batch, run the handler on it, delete what succeeded.
 
     Returns (handled, deleted, failed) message counts. A handler that raises fails the whole
@@ -92,7 +93,7 @@ def dispatch_once(app, sqs_client, source_config: SQSEventConfig, queue_url: str
     """
     messages = sqs_client.receive_message(
         QueueUrl=queue_url, MaxNumberOfMessages=min(source_config.batch_size, RECEIVE_LIMIT),
-        WaitTimeSeconds=wait_seconds, MessageSystemAttributeNames=["All"],
+        WaitTimeSeconds=0, MessageSystemAttributeNames=["All"],
         MessageAttributeNames=["All"]).get("Messages", [])
     if not messages:
         return 0, 0, 0
@@ -122,12 +123,15 @@ def _poll_forever(app, sqs_client, source: SQSEventConfig, queue_url: str, queue
                   stop: threading.Event) -> None:
     while not stop.is_set():
         try:
-            dispatch_once(app, sqs_client, source, queue_url, queue_arn)
+            handled, _, _ = dispatch_once(app, sqs_client, source, queue_url, queue_arn)
         except Exception:
             if stop.is_set():
                 return
             log.exception("receiving from %s failed; retrying", queue_url)
             stop.wait(RETRY_DELAY_SECONDS)
+            continue
+        if not handled:
+            stop.wait(IDLE_SECONDS)
 
 
 def start(app, sqs_client, stop: threading.Event) -> list[threading.Thread]:

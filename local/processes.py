@@ -19,8 +19,8 @@ STOP_GRACE_SECONDS = 10
 READY_POLL_SECONDS = 0.2
 
 
-class ChildExited(RuntimeError):
-    """A child stopped while the stack needed it."""
+class ChildFailed(RuntimeError):
+    """A child exited, or never answered, while the stack needed it."""
 
 
 class Child:
@@ -44,11 +44,14 @@ class Child:
         code = self.process.poll()
         if code is not None:
             self._relay.join(timeout=2)
-            raise ChildExited(f"{self.label} exited with code {code} (its output is above, "
+            raise ChildFailed(f"{self.label} exited with code {code} (its output is above, "
                               f"lines starting [{self.label}])")
 
     def wait_until_serving(self, url: str, timeout: float, stop) -> bool:
-        """Poll `url` until it answers HTTP at all; False if `stop` (an Event's is_set/wait) was set meanwhile."""
+        """Poll `url` until it answers HTTP at all; False if `stop` was set meanwhile.
+
+        `stop` is anything with an Event's is_set() and wait(timeout).
+        """
         deadline = time.monotonic() + timeout
         while not stop.is_set():
             self.check_running()
@@ -57,7 +60,7 @@ class Child:
                 return True
             except httpx.TransportError:
                 if time.monotonic() > deadline:
-                    raise ChildExited(f"{self.label} did not answer {url} within {timeout:.0f} s") from None
+                    raise ChildFailed(f"{self.label} did not answer {url} within {timeout:.0f} s") from None
                 stop.wait(READY_POLL_SECONDS)
         return False
 

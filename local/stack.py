@@ -23,7 +23,8 @@ from pathlib import Path
 import boto3
 
 from local import demo, dispatcher, infra, scheduler
-from local.processes import Child, ChildExited
+from local.moto_atomic import serialize_moto_requests
+from local.processes import Child, ChildFailed
 
 log = logging.getLogger("local")
 
@@ -35,7 +36,7 @@ STAGE = "local"
 READY_TIMEOUT_SECONDS = 30
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 REAL_CREDENTIAL_VARIABLES = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
-WORKER_JOIN_SECONDS = dispatcher.WAIT_SECONDS + 3
+WORKER_JOIN_SECONDS = 5
 
 
 @dataclass(frozen=True)
@@ -62,17 +63,16 @@ class Ports:
 
 
 def _port_number(text: str) -> int:
-    port = int(text)
-    if not 1 <= port <= 65535:
-        raise ValueError(text)
-    return port
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number from 1 to 65535, not {text!r}")
+    return int(text)
 
 
 def parse_ports(argv: list[str] | None, environ) -> Ports:
     """Ports from the flags, else the CLOUDPAY_*_PORT variables, else the defaults."""
     parser = argparse.ArgumentParser(prog="python -m local", description=__doc__.splitlines()[0])
     for option in PORT_OPTIONS:
-        parser.add_argument(option.flag, dest=option.name, type=_port_number,
+        parser.add_argument(option.flag, dest=option.name, type=_port_number, metavar="PORT",
                             default=environ.get(option.variable, str(option.default)),
                             help=f"{option.label} port (env {option.variable}, default {option.default})")
     arguments = parser.parse_args(argv)
@@ -194,7 +194,7 @@ def run(ports: Ports) -> int:
                 for child in children:
                     child.check_running()
             log.info("stopping")
-    except ChildExited as exc:
+    except ChildFailed as exc:
         log.error("%s; stopped the rest of the stack", exc)
         return 1
     log.info("stopped")
@@ -229,6 +229,7 @@ def _start_moto(port: int, running: contextlib.ExitStack) -> None:
     """
     from moto.server import ThreadedMotoServer
 
+    serialize_moto_requests()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's request log: one line per AWS call
     server = ThreadedMotoServer(ip_address=HOST, port=port, verbose=False)
     server.start()
