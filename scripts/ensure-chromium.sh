@@ -2,7 +2,7 @@
 # The browser tests drive Debian's Chromium through Playwright (no browser download);
 # a CJK font makes their screenshots of the Chinese pages readable.
 set -euo pipefail
-if command -v chromium >/dev/null 2>&1 && fc-list 2>/dev/null | grep -qi wenquanyi; then
+if command -v chromium >/dev/null 2>&1 && fc-list 2>/dev/null | grep -i wenquanyi >/dev/null; then
   exit 0
 fi
 echo "installing Chromium and a CJK font (apt-get) for the browser tests"
