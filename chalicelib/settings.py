@@ -47,6 +47,9 @@ class Settings:
     wechat_api_base_url: str
     wechat_app_id: str
     wechat_app_secret: str
+    wechatpay_base_url: str
+    alipay_gateway_url: str
+    alipay_openauth_base_url: str
     maidan_base_url: str
     maidan_partner_id: str
     maidan_api_key: bytes
@@ -112,6 +115,9 @@ def current() -> Settings:
         wechat_api_base_url=_text("WECHAT_API_BASE_URL", "https://api.weixin.qq.com").rstrip("/"),
         wechat_app_id=_text("WECHAT_APP_ID"),
         wechat_app_secret=_text("WECHAT_APP_SECRET"),
+        wechatpay_base_url=_text("WECHATPAY_BASE_URL", "https://api.mch.weixin.qq.com").rstrip("/"),
+        alipay_gateway_url=_text("ALIPAY_GATEWAY_URL", "https://openapi.alipay.com/gateway.do"),
+        alipay_openauth_base_url=_text("ALIPAY_OPENAUTH_BASE_URL", "https://openauth.alipay.com").rstrip("/"),
         maidan_base_url=_text("MAIDAN_BASE_URL").rstrip("/"),
         maidan_partner_id=_text("MAIDAN_PARTNER_ID"),
         maidan_api_key=_key("MAIDAN_API_KEY"),

@@ -1,16 +1,17 @@
 """The sandbox as one WSGI app: each upstream under its own prefix, plus the phone page.
 
 Run it as a server (`python -m sandbox --port 8790`) for the local stack, or mount it
-in-process with `httpx.WSGITransport(app=create_app())` for tests.
+in-process with `httpx.WSGITransport(app=create_app(SandboxConfig(in_process=True)))` for tests.
 """
 from __future__ import annotations
 
 from flask import Flask
 
-from sandbox import maidan, phone, wechat
+from sandbox import alipay, control, maidan, phone, wechat, wechatpay
 from sandbox.world import SandboxConfig, World
 
-PREFIXES = {"wechat_open": "/wechat-open", "wechat_api": "/wechat-api", "maidan": "/maidan"}
+PREFIXES = {"wechat_open": "/wechat-open", "wechat_api": "/wechat-api", "wechatpay": "/wechatpay",
+            "alipay": "/alipay", "maidan": "/maidan"}
 
 
 def create_app(config: SandboxConfig | None = None) -> Flask:
@@ -18,11 +19,17 @@ def create_app(config: SandboxConfig | None = None) -> Flask:
     app.config["WORLD"] = World(config or SandboxConfig())
     app.register_blueprint(wechat.open_platform, url_prefix=PREFIXES["wechat_open"])
     app.register_blueprint(wechat.api, url_prefix=PREFIXES["wechat_api"])
+    app.register_blueprint(wechatpay.blueprint, url_prefix=PREFIXES["wechatpay"])
+    app.register_blueprint(alipay.blueprint, url_prefix=PREFIXES["alipay"])
     app.register_blueprint(maidan.blueprint, url_prefix=PREFIXES["maidan"])
     app.register_blueprint(phone.blueprint)
+    app.register_blueprint(control.blueprint)
     return app
 
 
 def base_urls(root: str) -> dict[str, str]:
     """The app's *_BASE_URL settings for a sandbox served at `root`."""
-    return {name: root.rstrip("/") + prefix for name, prefix in PREFIXES.items()}
+    urls = {name: root.rstrip("/") + prefix for name, prefix in PREFIXES.items()}
+    urls["alipay_gateway"] = urls["alipay"] + "/gateway.do"
+    urls["alipay_openauth"] = urls["alipay"] + "/openauth"
+    return urls

@@ -49,10 +49,3 @@ def create_user():
 def list_users():
     return jsonify([{"user_id": u.user_id, "nickname": u.nickname, "maidan_status": u.maidan_status,
                      "unionid": u.unionid} for u in world().users.values()])
-
-
-@blueprint.post("/sandbox/clock/advance")
-def advance_clock():
-    seconds = float(request.get_json(force=True).get("seconds", 0))
-    world().clock.advance(seconds)
-    return jsonify({"offset": world().clock.offset})

@@ -12,6 +12,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from sandbox.faults import Faults
+from sandbox.notifier import Notifier
+
 
 def _digest_id(prefix: str, *parts: str, length: int = 27) -> str:
     raw = hashlib.sha256("|".join(parts).encode()).digest()
@@ -59,6 +62,8 @@ class SandboxConfig:
     seed: int = 1
     providers: int = 50
     sub_merchants: int = 20000
+    in_process: bool = False
+    """True when mounted in a test's httpx transport: faults then time out without waiting."""
 
 
 @dataclass
@@ -77,8 +82,20 @@ class World:
     oauth_codes: dict = field(default_factory=dict)
     seen_nonces: dict = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
+    components: dict = field(default_factory=dict)
+    notifier: Notifier = field(init=False)
+    faults: Faults = field(init=False)
+
+    def component(self, name: str, factory):
+        """Per-system state (orders, refunds, keys...) that a blueprint keeps in the world."""
+        with self.lock:
+            if name not in self.components:
+                self.components[name] = factory(self)
+            return self.components[name]
 
     def __post_init__(self) -> None:
+        self.notifier = Notifier(self.clock)
+        self.faults = Faults(in_process=self.config.in_process)
         for index in range(self.admin_count):
             self.add_user(f"admin-{index + 1:02d}", f"买单管理员{index + 1:02d}", "ADMIN")
         self.add_user("staff-01", "店员小王（已开通助手，非管理员）", "NOT_ADMIN")

@@ -18,6 +18,9 @@ PARAMETERS = {
     "WechatAppSecret": "sandbox-wechat-app-secret-0000000",
     "WechatOpenBaseUrl": f"{SANDBOX_ROOT}/wechat-open",
     "WechatApiBaseUrl": f"{SANDBOX_ROOT}/wechat-api",
+    "WechatPayBaseUrl": f"{SANDBOX_ROOT}/wechatpay",
+    "AlipayGatewayUrl": f"{SANDBOX_ROOT}/alipay/gateway.do",
+    "AlipayOpenAuthBaseUrl": f"{SANDBOX_ROOT}/alipay/openauth",
     "MaidanBaseUrl": f"{SANDBOX_ROOT}/maidan",
     "MaidanPartnerId": "cloudpay-sandbox",
     "MaidanApiKey": "sandbox-maidan-api-key-0123456789abcdef",
@@ -73,7 +76,7 @@ def sandbox_in_process(transport_wrapper=None):
     from chalicelib.upstream import http
     from sandbox.app import create_app
     from sandbox.world import SandboxConfig
-    sandbox_app = create_app(SandboxConfig(providers=50, sub_merchants=2000))
+    sandbox_app = create_app(SandboxConfig(providers=50, sub_merchants=2000, in_process=True))
     transport = httpx.WSGITransport(app=sandbox_app)
     http.use_transport(transport_wrapper(transport) if transport_wrapper else transport)
     try:

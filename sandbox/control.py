@@ -1,0 +1,40 @@
+"""Controls of the sandbox itself (not of any real service): clock, faults, notifications."""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify, request
+
+blueprint = Blueprint("control", __name__)
+
+
+def world():
+    return current_app.config["WORLD"]
+
+
+@blueprint.post("/sandbox/clock/advance")
+def advance_clock():
+    seconds = float((request.get_json(silent=True) or {}).get("seconds", 0))
+    world().clock.advance(seconds)
+    return jsonify({"offset": world().clock.offset})
+
+
+@blueprint.post("/sandbox/faults")
+def arm_fault():
+    body = request.get_json(silent=True) or {}
+    try:
+        world().faults.arm(str(body.get("system")), str(body.get("fault")), int(body.get("times", 1)))
+    except ValueError as exc:
+        return jsonify({"error": str(exc)}), 400
+    return jsonify({"armed": world().faults.armed})
+
+
+@blueprint.post("/sandbox/notifications/deliver")
+def deliver_due():
+    attempted = world().notifier.deliver_due()
+    return jsonify({"attempted": [n.notification_id for n in attempted]})
+
+
+@blueprint.get("/sandbox/notifications")
+def list_notifications():
+    return jsonify([{"id": n.notification_id, "system": n.system, "url": n.url, "acknowledged": n.acknowledged,
+                     "gave_up": n.gave_up, "attempts": len(n.attempts), "next_at": n.next_at}
+                    for n in world().notifier.notifications.values()])

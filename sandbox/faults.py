@@ -1,0 +1,45 @@
+"""Deterministic faults, so tests and demos can make the next upstream call fail on purpose.
+
+Two ways to ask: the request header `X-Sandbox-Fault: <FAULT>` (per call, from a test's
+client), or `arm(system, fault, times)` (for calls the app makes on its own). Each system
+answers a fault the way the real service does (its own error codes and statuses).
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+
+HEADER = "X-Sandbox-Fault"
+FAULTS = {"SYSTEM_ERROR", "RATE_LIMITED", "TIMEOUT", "PAYER_ERROR", "USER_PAYING", "NOT_ENOUGH", "SIGN_ERROR"}
+
+
+class Faults:
+    def __init__(self, in_process: bool, timeout_sleep_seconds: float = 30.0) -> None:
+        self.in_process = in_process
+        self.timeout_sleep_seconds = timeout_sleep_seconds
+        self.armed: dict[str, list[str]] = {}
+        self.lock = threading.Lock()
+
+    def arm(self, system: str, fault: str, times: int = 1) -> None:
+        if fault not in FAULTS:
+            raise ValueError(f"unknown fault {fault}; one of {sorted(FAULTS)}")
+        with self.lock:
+            self.armed.setdefault(system, []).extend([fault] * times)
+
+    def take(self, system: str, headers) -> str | None:
+        """The fault for this call: the header's, else the next armed one, else None."""
+        requested = headers.get(HEADER)
+        if requested:
+            return requested if requested in FAULTS else None
+        with self.lock:
+            queue = self.armed.get(system)
+            return queue.pop(0) if queue else None
+
+    def time_out(self) -> None:
+        """Never answer in time. In-process the client's transport times out at once
+        (deterministic, no waiting); as a server, sleep past any sane client timeout."""
+        if self.in_process:
+            raise httpx.ReadTimeout("sandbox fault: the upstream did not answer in time")
+        time.sleep(self.timeout_sleep_seconds)
