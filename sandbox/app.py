@@ -17,6 +17,9 @@ PREFIXES = {"wechat_open": "/wechat-open", "wechat_api": "/wechat-api", "wechatp
 def create_app(config: SandboxConfig | None = None) -> Flask:
     app = Flask(__name__)
     app.config["WORLD"] = World(config or SandboxConfig())
+    # In-process, a TIMEOUT fault raises httpx's timeout inside a view: let it reach the
+    # client through the transport instead of becoming Flask's 500 page.
+    app.config["PROPAGATE_EXCEPTIONS"] = app.config["WORLD"].config.in_process
     app.register_blueprint(wechat.open_platform, url_prefix=PREFIXES["wechat_open"])
     app.register_blueprint(wechat.api, url_prefix=PREFIXES["wechat_api"])
     app.register_blueprint(wechatpay.blueprint, url_prefix=PREFIXES["wechatpay"])

@@ -1,16 +1,21 @@
 """The sandbox's state: its clock, WeChat users, OAuth codes, and the generated 买单 data.
 
 买单 data of any size is generated from a seed, never stored: provider i and its admin are
-a function of (seed, i), so 50 providers with 20,000 sub-merchants cost no memory.
+a function of (seed, i), and sub-merchant j of provider i a function of (seed, i, j), so 50
+providers with 20,000 sub-merchants cost no memory. Only what tests change (a mch id
+opening or closing 买单) is stored, as an override.
 """
 from __future__ import annotations
 
 import base64
+import bisect
 import hashlib
+import itertools
 import secrets
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from sandbox.faults import Faults
 from sandbox.notifier import Notifier
@@ -19,6 +24,25 @@ from sandbox.notifier import Notifier
 def _digest_id(prefix: str, *parts: str, length: int = 27) -> str:
     raw = hashlib.sha256("|".join(parts).encode()).digest()
     return prefix + base64.urlsafe_b64encode(raw).decode().rstrip("=")[:length]
+
+
+def _units(*parts: object) -> list[float]:
+    """Eight numbers in [0, 1) fixed by `parts`: the sandbox's only source of variety (one
+    hash gives all that a generated record needs)."""
+    raw = hashlib.sha256("|".join(map(str, parts)).encode()).digest()
+    return [int.from_bytes(raw[i:i + 4], "big") / 2 ** 32 for i in range(0, 32, 4)]
+
+
+def _pick(options: tuple[str, ...], unit: float) -> str:
+    return options[int(unit * len(options))]
+
+
+_SHOP_OWNERS = ("老王", "阿香", "小李", "金牌", "福满", "好运", "鲜丰", "一品", "川味", "江南", "老街", "悦来")
+_SHOP_KINDS = ("面馆", "咖啡", "便利店", "水果店", "烘焙", "奶茶", "火锅", "花店", "书店", "药房", "洗衣店", "粥铺")
+_SURNAMES = ("王", "李", "张", "刘", "陈", "杨", "黄", "赵", "周", "吴", "徐", "孙")
+_GIVEN_NAMES = ("伟", "芳", "娜", "敏", "静", "磊", "洋", "艳", "勇", "军", "杰", "娟")
+_EPOCH_2023 = 1672531200  # 2023-01-01T00:00:00Z: generated merchants were created in 2023
+_NOT_OPENED_EVERY = 7  # every 7th generated sub-merchant has not opened 买单
 
 
 class Clock:
@@ -40,6 +64,8 @@ class WechatUser:
     nickname: str
     maidan_status: str  # ADMIN | NOT_ADMIN | NOT_OPENED
     unionid: str = ""
+    subscribed: bool = True
+    """Follows the platform's official account: WeChat delivers template messages only then."""
 
     def openid(self, app_id: str) -> str:
         return _digest_id("o", app_id, self.user_id)
@@ -51,6 +77,22 @@ class MaidanProvider:
     sp_mchid: str
     name: str
     admin_user_id: str
+
+
+@dataclass(frozen=True)
+class MaidanSubMerchant:
+    provider_index: int
+    number: int  # position within its provider's list, from 0
+    sub_mchid: str
+    name: str
+    short_name: str
+    admin_name: str
+    admin_email: str
+    admin_phone: str
+    logo_url: str
+    opened_maidan: bool
+    opened_at: float | None
+    updated_at: float
 
 
 @dataclass
@@ -83,6 +125,8 @@ class World:
     seen_nonces: dict = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
     components: dict = field(default_factory=dict)
+    maidan_openings: dict = field(default_factory=dict)
+    """mch id -> (opened, at): what tests changed; everything else is generated."""
     notifier: Notifier = field(init=False)
     faults: Faults = field(init=False)
 
@@ -118,6 +162,9 @@ class World:
     def user_by_unionid(self, unionid: str) -> WechatUser | None:
         return next((u for u in self.users.values() if u.unionid == unionid), None)
 
+    def user_by_openid(self, app_id: str, openid: str) -> WechatUser | None:
+        return next((u for u in self.users.values() if u.openid(app_id) == openid), None)
+
     # --- 买单 providers, generated -------------------------------------------------------
 
     def provider(self, index: int) -> MaidanProvider:
@@ -130,6 +177,88 @@ class World:
             return []
         admin = int(user_id.split("-")[1]) - 1
         return [self.provider(i) for i in range(admin, self.config.providers, self.admin_count)]
+
+    def provider_by_sp_mchid(self, sp_mchid: str) -> MaidanProvider | None:
+        prefix = f"19{self.config.seed % 100:02d}"
+        if len(sp_mchid) != 10 or not sp_mchid.isdigit() or not sp_mchid.startswith(prefix):
+            return None
+        index = int(sp_mchid[4:])
+        return self.provider(index) if index < self.config.providers else None
+
+    # --- 买单 sub-merchants, generated -----------------------------------------------------
+
+    @cached_property
+    def _sub_merchant_offsets(self) -> list[int]:
+        """Where each provider's sub-merchants start in one global numbering (plus the total).
+
+        Shares are deliberately uneven (a cubed random weight: a few providers hold most
+        merchants, some hold none) and rounded by largest remainder, so they sum exactly to
+        `config.sub_merchants`. O(providers), computed once.
+        """
+        total, count = self.config.sub_merchants, self.config.providers
+        if total > 999_999:
+            raise ValueError("the sandbox numbers at most 999,999 sub-merchants (6 digits of sub_mchid)")
+        weights = [0.02 + _units("share", self.config.seed, i)[0] ** 3 for i in range(count)]
+        shares = [total * w / sum(weights) for w in weights]
+        counts = [int(share) for share in shares]
+        by_remainder = sorted(range(count), key=lambda i: (counts[i] - shares[i], i))
+        for i in by_remainder[:total - sum(counts)]:
+            counts[i] += 1
+        return list(itertools.accumulate(counts, initial=0))
+
+    def sub_merchant_count(self, provider_index: int) -> int:
+        offsets = self._sub_merchant_offsets
+        return offsets[provider_index + 1] - offsets[provider_index]
+
+    def sub_merchant(self, provider_index: int, number: int) -> MaidanSubMerchant:
+        """Sub-merchant `number` of provider `provider_index`, in O(1)."""
+        seed = self.config.seed
+        serial = self._sub_merchant_offsets[provider_index] + number
+        sub_mchid = f"16{seed % 100:02d}{serial:06d}"
+        owner, kind, created, updated, surname, given, phone, _ = _units("sub-merchant", seed, serial)
+        short_name = _pick(_SHOP_OWNERS, owner) + _pick(_SHOP_KINDS, kind)
+        created_at = _EPOCH_2023 + int(created * 365 * 86400)
+        generated_at = created_at + int(updated * 30 * 86400)
+        opened, opened_at = serial % _NOT_OPENED_EVERY != _NOT_OPENED_EVERY - 1, float(created_at)
+        updated_at = float(generated_at)
+        if sub_mchid in self.maidan_openings:
+            opened, changed_at = self.maidan_openings[sub_mchid]
+            opened_at, updated_at = (changed_at if opened else None), changed_at
+        elif not opened:
+            opened_at = None
+        return MaidanSubMerchant(
+            provider_index=provider_index, number=number, sub_mchid=sub_mchid,
+            name=f"{short_name}（{self.provider(provider_index).name}·{number + 1}号店）",
+            short_name=short_name,
+            admin_name=_pick(_SURNAMES, surname) + _pick(_GIVEN_NAMES, given),
+            admin_email=f"m{sub_mchid}@merchants.example.com",
+            admin_phone=f"13{int(phone * 10 ** 9):09d}",
+            logo_url=f"https://img.example.com/maidan/logos/{sub_mchid}.png",
+            opened_maidan=opened, opened_at=opened_at, updated_at=updated_at)
+
+    def sub_merchant_by_mchid(self, sub_mchid: str) -> MaidanSubMerchant | None:
+        prefix = f"16{self.config.seed % 100:02d}"
+        if len(sub_mchid) != 10 or not sub_mchid.isdigit() or not sub_mchid.startswith(prefix):
+            return None
+        serial = int(sub_mchid[4:])
+        offsets = self._sub_merchant_offsets
+        if serial >= offsets[-1]:
+            return None
+        provider_index = bisect.bisect_right(offsets, serial) - 1
+        return self.sub_merchant(provider_index, serial - offsets[provider_index])
+
+    def maidan_opening(self, mchid: str) -> tuple[bool, float | None]:
+        """(opened, opened_at) of any WeChat mch id: a mch id 买单 never saw has not opened."""
+        generated = self.sub_merchant_by_mchid(mchid)
+        if generated is not None:
+            return generated.opened_maidan, generated.opened_at
+        opened, at = self.maidan_openings.get(mchid, (False, None))
+        return opened, (at if opened else None)
+
+    def set_maidan_opened(self, mchid: str, opened: bool = True) -> None:
+        """Make `mchid` open (or close) 买单 now, as its owner would in WeChat."""
+        with self.lock:
+            self.maidan_openings[mchid] = (opened, self.clock.now())
 
     # --- WeChat OAuth codes ----------------------------------------------------------------
 

@@ -6,7 +6,7 @@ client code against the sandbox in-process; nothing else about a request changes
 from __future__ import annotations
 
 import time
-from typing import Callable
+from typing import Callable, TypeVar
 
 import httpx
 
@@ -26,6 +26,14 @@ class UpstreamUnavailable(Exception):
         self.detail = detail
 
 
+class RetryableAnswer(Exception):
+    """Raised by an answer's interpreter when the upstream said "try again" in its own words
+    (Alipay's 20000 and ACQ.SYSTEM_ERROR arrive as HTTP 200): retried like a 5xx."""
+
+
+Answer = TypeVar("Answer")
+
+
 def use_transport(transport: httpx.BaseTransport | None) -> None:
     """Route every upstream call through `transport` (None: the network)."""
     global _transport
@@ -43,11 +51,13 @@ def client() -> httpx.Client:
     return _clients[key]
 
 
-def send(system: str, build: Callable[[], httpx.Request]) -> httpx.Response:
+def send(system: str, build: Callable[[], httpx.Request],
+         interpret: Callable[[httpx.Response], Answer] | None = None) -> httpx.Response | Answer:
     """Send the request `build()` makes, rebuilding it for each retry (fresh nonce, timestamp).
 
-    Retries timeouts, connection errors, 429 and 5xx with a short exponential backoff;
-    every other answer goes back to the caller to interpret.
+    Retries timeouts, connection errors, 429 and 5xx with a short exponential backoff, and
+    answers that `interpret` refuses with RetryableAnswer; every other answer goes back to
+    the caller (interpreted, when `interpret` is given). One retry budget for all causes.
     """
     attempts = settings.current().upstream_retries + 1
     last = ""
@@ -65,5 +75,10 @@ def send(system: str, build: Callable[[], httpx.Request]) -> httpx.Response:
         if response.status_code in _RETRYABLE_STATUS:
             last = f"HTTP {response.status_code}"
             continue
-        return response
+        if interpret is None:
+            return response
+        try:
+            return interpret(response)
+        except RetryableAnswer as exc:
+            last = str(exc)
     raise UpstreamUnavailable(system, f"{last} after {attempts} attempts")

@@ -1,0 +1,183 @@
+"""U1: official-account access tokens, and the errcode handling every WeChat API call shares.
+
+Tokens come from the stable token API (POST /cgi-bin/stable_token), not the classic
+/cgi-bin/token: every Lambda container caches its own copy, and each classic call replaces
+the token the other containers hold. In normal mode the stable API hands every caller the
+same token and renews it only in its last 5 minutes, so containers never revoke one another.
+
+https://developers.weixin.qq.com/doc/offiaccount/Basic_Information/getStableAccessToken.html
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, TypeVar
+
+import httpx
+
+from chalicelib import settings
+from chalicelib.upstream import http
+from chalicelib.upstream.wechat_oauth import WechatApiError
+
+SYSTEM = "WeChat API"
+REFRESH_MARGIN_SECONDS = 300
+SYSTEM_BUSY = -1
+T = TypeVar("T")
+
+
+class WechatConfigError(WechatApiError):
+    """The app id, app secret or the server IP allow-list is wrong: fix the deployment;
+    retrying cannot help (40013, 40125, 40164, 41002, 41004)."""
+
+
+class WechatTokenRejected(WechatApiError):
+    """WeChat no longer takes the access token: revoked by a newer one (40001), malformed
+    (40014) or expired (42001). `call_with_token` retries once with a fresh token."""
+
+
+class WechatQuotaExceeded(WechatApiError):
+    """The account used up today's quota of this API (45009): retrying today will not help."""
+
+
+class WechatRateLimited(WechatApiError):
+    """Too many calls in a short time (45011 per minute, 45047 per user): retry later."""
+
+
+ERRORS: Mapping[int, type[WechatApiError]] = {
+    40013: WechatConfigError, 40125: WechatConfigError, 40164: WechatConfigError,
+    41002: WechatConfigError, 41004: WechatConfigError,
+    40001: WechatTokenRejected, 40014: WechatTokenRejected, 42001: WechatTokenRejected,
+    45009: WechatQuotaExceeded, 45011: WechatRateLimited, 45047: WechatRateLimited,
+}
+"""errcode -> exception for any official-account API; other modules extend it with their own."""
+
+
+def call_api(build: Callable[[], httpx.Request], errors: Mapping[int, type[WechatApiError]] = ERRORS) -> dict:
+    """Send a WeChat API request; its JSON body, or the exception its errcode maps to.
+
+    WeChat reports errors inside HTTP 200 answers, so -1 ("system busy", transient by
+    WeChat's own docs) is handed back to `http.send` as a retryable answer: one retry
+    budget (UPSTREAM_RETRIES) for it, timeouts and 5xx alike.
+    """
+    def interpret(response: httpx.Response) -> dict:
+        try:
+            body = response.json()
+        except ValueError:
+            raise http.UpstreamUnavailable(SYSTEM, f"HTTP {response.status_code} answer is not JSON") from None
+        errcode = int(body.get("errcode") or 0)
+        if errcode == SYSTEM_BUSY:
+            raise http.RetryableAnswer("system busy (errcode -1)")
+        if errcode:
+            raise errors.get(errcode, WechatApiError)(errcode, str(body.get("errmsg", "")))
+        return body
+
+    return http.send(SYSTEM, build, interpret)
+
+
+@dataclass(frozen=True)
+class AppCredentials:
+    app_id: str
+    app_secret: str = field(repr=False)
+
+
+def platform_app() -> AppCredentials:
+    """The platform's own official account (staff H5 pages, clerk notifications)."""
+    config = settings.current()
+    return AppCredentials(config.wechat_app_id, config.wechat_app_secret)
+
+
+@dataclass(frozen=True)
+class _CachedToken:
+    value: str
+    expires_at: float
+
+
+class AccessTokens:
+    """Access tokens cached per app id in this process and renewed 5 minutes before expiry.
+
+    `clock` is injectable because expiry is WeChat's clock, not ours: tests drive both with
+    the sandbox's clock.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self._tokens: dict[str, _CachedToken] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    def _lock(self, app_id: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(app_id, threading.Lock())
+
+    def _fresh(self, app_id: str) -> str | None:
+        token = self._tokens.get(app_id)
+        if token is not None and token.expires_at - self.clock() > REFRESH_MARGIN_SECONDS:
+            return token.value
+        return None
+
+    def get(self, app: AppCredentials) -> str:
+        """The cached token, or a new one when none is cached or it is in its last 5 minutes.
+
+        Threads of one process wait for a single fetch instead of each fetching.
+        """
+        cached = self._fresh(app.app_id)
+        if cached:
+            return cached
+        with self._lock(app.app_id):
+            return self._fresh(app.app_id) or self._fetch(app, force_refresh=False)
+
+    def invalidate(self, app_id: str, token: str | None = None) -> None:
+        """Forget the cached token; with `token`, only if that is still the one cached, so a
+        late rejection of an old token does not throw away a newer one."""
+        with self._lock(app_id):
+            cached = self._tokens.get(app_id)
+            if cached is not None and token in (None, cached.value):
+                del self._tokens[app_id]
+
+    def call(self, fn: Callable[[str], T], app: AppCredentials) -> T:
+        """fn(token), retried exactly once with a fresh token if WeChat rejects the token."""
+        token = self.get(app)
+        try:
+            return fn(token)
+        except WechatTokenRejected:
+            self.invalidate(app.app_id, token)
+        fresh = self.get(app)
+        if fresh == token:
+            # WeChat still hands out the very token it refused: make it issue another,
+            # unless another thread did so meanwhile.
+            with self._lock(app.app_id):
+                cached = self._fresh(app.app_id)
+                fresh = cached if cached not in (None, token) else self._fetch(app, force_refresh=True)
+        return fn(fresh)
+
+    def _fetch(self, app: AppCredentials, force_refresh: bool) -> str:
+        """Ask WeChat for the token (caller holds the app's lock)."""
+        url = f"{settings.current().wechat_api_base_url}/cgi-bin/stable_token"
+        payload = {"grant_type": "client_credential", "appid": app.app_id, "secret": app.app_secret,
+                   "force_refresh": force_refresh}
+        asked_at = self.clock()
+        body = call_api(lambda: httpx.Request("POST", url, json=payload))
+        token = _CachedToken(body["access_token"], asked_at + int(body["expires_in"]))
+        self._tokens[app.app_id] = token
+        return token.value
+
+
+tokens = AccessTokens()
+"""This process's cache; tests replace it with one on the sandbox's clock."""
+
+
+def access_token(app: AppCredentials | None = None) -> str:
+    return tokens.get(app or platform_app())
+
+
+def invalidate(app_id: str | None = None, token: str | None = None) -> None:
+    """Drop the cached token of `app_id` (default: the platform account), e.g. after a
+    40001 seen outside `call_with_token`."""
+    tokens.invalidate(app_id or platform_app().app_id, token)
+
+
+def call_with_token(fn: Callable[[str], T], app: AppCredentials | None = None) -> T:
+    """fn(access_token) for `app` (default: the platform account), retried once with a fresh
+    token on 40001, 40014 or 42001; the second rejection propagates."""
+    return tokens.call(fn, app or platform_app())
