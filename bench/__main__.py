@@ -13,25 +13,12 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-import httpx
 
 from tests import environment
 
 environment.apply()
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-class CountingTransport(httpx.BaseTransport):
-    """Counts the requests the app sends upstream (to the in-process sandbox)."""
-
-    def __init__(self, inner: httpx.BaseTransport) -> None:
-        self.inner = inner
-        self.calls: Counter = Counter()
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        self.calls[request.url.path] += 1
-        return self.inner.handle_request(request)
 
 
 def binding_flow_calls() -> list[tuple[str, Counter, int]]:
@@ -41,22 +28,16 @@ def binding_flow_calls() -> list[tuple[str, Counter, int]]:
     from tests.drivers import Console, Phone
     from tests.dynamodb_calls import counting_aws_calls
 
-    counting: list[CountingTransport] = []
-
-    def wrap(transport):
-        counting.append(CountingTransport(transport))
-        return counting[0]
-
     rows = []
-    with environment.in_memory_aws(), environment.sandbox_in_process(wrap), Client(app, stage_name="local") as client:
+    with environment.in_memory_aws(), environment.sandbox_in_process() as (_, wire), \
+            Client(app, stage_name="local") as client:
         console = Console(client)
-        upstream = counting[0]
 
         def measure(label, action):
-            before = sum(upstream.calls.values())
+            before = len(wire.requests)
             with counting_aws_calls() as calls:
                 result = action()
-            rows.append((label, calls, sum(upstream.calls.values()) - before))
+            rows.append((label, calls, len(wire.requests) - before))
             return result
 
         measure("POST /v1/accounts (sign up)", lambda: console.call(
@@ -107,6 +88,9 @@ def main() -> None:
     print()
     print(f"Import time (median of 7 fresh processes): bare Chalice app {bare * 1000:.1f} ms, "
           f"app.py {ours * 1000:.1f} ms, ratio {ours / bare:.2f}")
+    print()
+    from bench import upstreams
+    upstreams.report()
 
 
 if __name__ == "__main__":

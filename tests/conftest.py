@@ -22,10 +22,21 @@ def aws():
 
 
 @pytest.fixture
-def sandbox():
+def sandbox_and_wire():
+    with environment.sandbox_in_process() as world_and_wire:
+        yield world_and_wire
+
+
+@pytest.fixture
+def sandbox(sandbox_and_wire):
     """The sandbox app in-process; every upstream call of the app goes to it."""
-    with environment.sandbox_in_process() as world:
-        yield world
+    return sandbox_and_wire[0]
+
+
+@pytest.fixture
+def wire(sandbox_and_wire) -> environment.Wire:
+    """Every request the app sent to the sandbox (and a way to tamper with the answers)."""
+    return sandbox_and_wire[1]
 
 
 @pytest.fixture

@@ -70,16 +70,45 @@ def in_memory_aws():
         yield resolved
 
 
+class Wire(httpx.BaseTransport):
+    """The app's side of the wire to the sandbox: passes every request on and keeps it, so
+    tests and benchmarks see what the clients really sent. `rewrite(status, headers, body)`
+    may alter each answer on its way back, as a man in the middle could."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner = inner
+        self.requests: list[httpx.Request] = []
+        self.rewrite = None
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        response = self.inner.handle_request(request)
+        if self.rewrite is None:
+            return response
+        headers = {name: value for name, value in response.headers.items() if name != "content-length"}
+        status, headers, body = self.rewrite(response.status_code, headers, response.read())
+        return httpx.Response(status, headers=headers, content=body)
+
+    @property
+    def paths(self) -> list[str]:
+        return [request.url.path for request in self.requests]
+
+    def count(self, suffix: str) -> int:
+        return sum(path.endswith(suffix) for path in self.paths)
+
+
 @contextlib.contextmanager
-def sandbox_in_process(transport_wrapper=None):
-    """The sandbox app in-process; every upstream call of the app goes to it."""
+def sandbox_in_process(config=None):
+    """The sandbox app in-process; every upstream call of the app goes to it through a Wire.
+
+    Yields (world, wire)."""
     from chalicelib.upstream import http
     from sandbox.app import create_app
     from sandbox.world import SandboxConfig
-    sandbox_app = create_app(SandboxConfig(providers=50, sub_merchants=2000, in_process=True))
-    transport = httpx.WSGITransport(app=sandbox_app)
-    http.use_transport(transport_wrapper(transport) if transport_wrapper else transport)
+    sandbox_app = create_app(config or SandboxConfig(providers=50, sub_merchants=2000, in_process=True))
+    wire = Wire(httpx.WSGITransport(app=sandbox_app))
+    http.use_transport(wire)
     try:
-        yield sandbox_app.config["WORLD"]
+        yield sandbox_app.config["WORLD"], wire
     finally:
         http.use_transport(None)

@@ -10,14 +10,12 @@ import json
 import math
 import secrets
 from datetime import datetime, timedelta, timezone
-from typing import Callable
 
 import httpx
 import pytest
 
 from chalicelib.upstream import http, maidan
 from chalicelib.upstream.maidan import MaidanError, MaidanSignatureError
-from sandbox.app import create_app
 from sandbox.notifier import WECHATPAY_RETRY_SCHEDULE
 from sandbox.world import SandboxConfig
 from tests import environment
@@ -28,52 +26,10 @@ APP_ID = PARAMETERS["WechatAppId"]
 NOTIFY_URL = "https://h5.test/notify/maidan"
 
 
-class Tap(httpx.BaseTransport):
-    """Passes requests to the sandbox, keeping them; `rewrite` may alter each answer."""
-
-    def __init__(self, inner: httpx.BaseTransport) -> None:
-        self.inner = inner
-        self.requests: list[httpx.Request] = []
-        self.rewrite: Callable[[httpx.Response, bytes], httpx.Response] | None = None
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        response = self.inner.handle_request(request)
-        if self.rewrite is None:
-            return response
-        return self.rewrite(response, response.read())
-
-    def count(self, suffix: str) -> int:
-        return sum(r.url.path.endswith(suffix) for r in self.requests)
-
-
 @pytest.fixture
-def sandbox_and_tap():
-    taps: list[Tap] = []
-
-    def tap(transport: httpx.BaseTransport) -> Tap:
-        taps.append(Tap(transport))
-        return taps[0]
-
-    with environment.sandbox_in_process(tap) as world:
-        yield world, taps[0]
-
-
-@pytest.fixture
-def sandbox(sandbox_and_tap):
-    """The in-process sandbox of conftest (50 providers, 2,000 sub-merchants), tapped."""
-    return sandbox_and_tap[0]
-
-
-@pytest.fixture
-def tap(sandbox_and_tap) -> Tap:
-    return sandbox_and_tap[1]
-
-
-@pytest.fixture
-def controls(tap):
+def controls(wire):
     """The sandbox's own levers (the payer paying, forged notifications), unsigned."""
-    with httpx.Client(transport=tap.inner, base_url=f"{SANDBOX_ROOT}/maidan/sandbox") as plain:
+    with httpx.Client(transport=wire.inner, base_url=f"{SANDBOX_ROOT}/maidan/sandbox") as plain:
         yield plain
 
 
@@ -96,12 +52,8 @@ def deliveries(sandbox):
 @pytest.fixture
 def small_sandbox():
     """A sandbox of 3 providers and 250 sub-merchants, mounted the same way."""
-    sandbox_app = create_app(SandboxConfig(in_process=True, providers=3, sub_merchants=250))
-    http.use_transport(httpx.WSGITransport(app=sandbox_app))
-    try:
-        yield sandbox_app.config["WORLD"]
-    finally:
-        http.use_transport(None)
+    with environment.sandbox_in_process(SandboxConfig(in_process=True, providers=3, sub_merchants=250)) as (world, _):
+        yield world
 
 
 def _sign_answer(body: bytes, timestamp: int) -> dict:
@@ -151,21 +103,19 @@ def test_the_admin_lookup_answers_as_before(sandbox):
     assert maidan.lookup_admin(sandbox.users["guest-01"].unionid).status == "NOT_OPENED"
 
 
-def test_a_response_whose_body_was_altered_is_refused(sandbox, tap):
-    tap.rewrite = lambda response, body: httpx.Response(
-        response.status_code, headers=response.headers, content=body.replace(b'"opened":true', b'"opened":false'))
+def test_a_response_whose_body_was_altered_is_refused(sandbox, wire):
+    wire.rewrite = lambda status, headers, body: (status, headers, body.replace(b'"opened":true', b'"opened":false'))
 
     with pytest.raises(MaidanSignatureError, match="does not match"):
         maidan.maidan_status(_sub_merchant(sandbox, opened=True).sub_mchid)
 
 
-def test_a_genuinely_signed_but_six_minute_old_response_is_refused(sandbox, tap):
-    def replay_old(response: httpx.Response, body: bytes) -> httpx.Response:
-        headers = {name: value for name, value in response.headers.items() if not name.startswith("maidan-")}
-        headers.update(_sign_answer(body, int(sandbox.clock.now()) - 360))
-        return httpx.Response(response.status_code, headers=headers, content=body)
+def test_a_genuinely_signed_but_six_minute_old_response_is_refused(sandbox, wire):
+    def replay_old(status: int, headers: dict, body: bytes) -> tuple[int, dict, bytes]:
+        kept = {name: value for name, value in headers.items() if not name.startswith("maidan-")}
+        return status, {**kept, **_sign_answer(body, int(sandbox.clock.now()) - 360)}, body
 
-    tap.rewrite = replay_old
+    wire.rewrite = replay_old
 
     with pytest.raises(MaidanSignatureError, match="5 minutes"):
         maidan.maidan_status(_sub_merchant(sandbox, opened=True).sub_mchid)
@@ -181,11 +131,11 @@ def test_a_wrong_api_key_is_reported_as_sign_error(sandbox, monkeypatch):
     assert "MAIDAN_API_KEY" in refused.value.message
 
 
-def test_a_replayed_request_is_refused_by_the_sandbox(sandbox, tap):
+def test_a_replayed_request_is_refused_by_the_sandbox(sandbox, wire):
     maidan.maidan_status("1900000001")
-    original = tap.requests[-1]
+    original = wire.requests[-1]
 
-    replayed = httpx.Client(transport=tap.inner).send(
+    replayed = httpx.Client(transport=wire.inner).send(
         httpx.Request(original.method, original.url, headers=original.headers, content=original.content))
 
     assert replayed.status_code == 401
@@ -254,12 +204,12 @@ def test_the_same_cursor_answers_the_same_page(sandbox):
 
 
 @pytest.mark.parametrize("fault", ["SYSTEM_ERROR", "RATE_LIMITED", "TIMEOUT"])
-def test_a_page_that_fails_once_is_retried(sandbox, tap, fault):
+def test_a_page_that_fails_once_is_retried(sandbox, wire, fault):
     sandbox.faults.arm("maidan", fault)
 
     page = maidan.list_sub_merchants(_sp_mchid(sandbox), limit=10)
 
-    assert len(page.sub_merchants) == 10 and tap.count("/sub-merchants") == 2
+    assert len(page.sub_merchants) == 10 and wire.count("/sub-merchants") == 2
 
 
 def test_a_page_that_keeps_failing_ends_as_upstream_unavailable(sandbox):

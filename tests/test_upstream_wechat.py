@@ -21,44 +21,6 @@ TEMPLATE = "cp_sandbox_payment_received"
 DATA = {"thing1": "一号门店", "amount2": "¥12.30", "time3": "2024-05-01 12:00:00", "character_string4": "CP0001"}
 
 
-class CountingTransport(httpx.BaseTransport):
-    """Passes requests on and counts them by path, so tests see what the client really sent."""
-
-    def __init__(self, inner: httpx.BaseTransport) -> None:
-        self.inner = inner
-        self.paths: list[str] = []
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        self.paths.append(request.url.path)
-        return self.inner.handle_request(request)
-
-    def count(self, suffix: str) -> int:
-        return sum(path.endswith(suffix) for path in self.paths)
-
-
-@pytest.fixture
-def sandbox_and_wire():
-    wrapped: list[CountingTransport] = []
-
-    def count(transport: httpx.BaseTransport) -> CountingTransport:
-        wrapped.append(CountingTransport(transport))
-        return wrapped[0]
-
-    with environment.sandbox_in_process(count) as world:
-        yield world, wrapped[0]
-
-
-@pytest.fixture
-def sandbox(sandbox_and_wire):
-    """The in-process sandbox, as in conftest, with its requests counted in `wire`."""
-    return sandbox_and_wire[0]
-
-
-@pytest.fixture
-def wire(sandbox_and_wire) -> CountingTransport:
-    return sandbox_and_wire[1]
-
-
 @pytest.fixture
 def wechat_api(wire):
     """A plain HTTP client on the sandbox's WeChat API, for what other parties do."""

@@ -64,33 +64,10 @@ def receiver(sandbox) -> Receiver:
     return sandbox.notifier.deliver
 
 
-class Tamper(httpx.BaseTransport):
-    """The sandbox's transport, with a hook that may rewrite each answer (status, headers, body)."""
-
-    def __init__(self, inner: httpx.BaseTransport) -> None:
-        self.inner = inner
-        self.edit = None
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        response = self.inner.handle_request(request)
-        if self.edit is None:
-            return response
-        response.read()
-        status, headers, body = self.edit(response.status_code, dict(response.headers), response.content)
-        return httpx.Response(status, headers=headers, content=body)
-
-
 @pytest.fixture
-def tampered():
-    """(world, merchant, tamper): the sandbox in-process behind a Tamper transport."""
-    holder = {}
-
-    def wrap(transport):
-        holder["tamper"] = Tamper(transport)
-        return holder["tamper"]
-
-    with environment.sandbox_in_process(wrap) as world:
-        yield world, merchant_from(register_merchant(world, SP_MCHID)), holder["tamper"]
+def tampered(sandbox, wire):
+    """(world, merchant, wire): answers can be rewritten on their way back to the client."""
+    return sandbox, merchant_from(register_merchant(sandbox, SP_MCHID)), wire
 
 
 def platform_signed(private_key: rsa.RSAPrivateKey, serial: str, body: bytes, timestamp: int) -> dict:
@@ -361,7 +338,7 @@ def test_a_request_timestamped_more_than_five_minutes_ago_is_refused_with_sign_e
 
 def test_a_tampered_answer_body_raises_a_signature_error_and_is_not_believed(tampered):
     _, merchant, tamper = tampered
-    tamper.edit = lambda status, headers, body: (status, headers, body.replace(b'"prepay_id":"wx', b'"prepay_id":"xx'))
+    tamper.rewrite = lambda status, headers, body: (status, headers, body.replace(b'"prepay_id":"wx', b'"prepay_id":"xx'))
 
     with pytest.raises(wp.WechatPaySignatureError, match="does not match"):
         place_order(merchant)
@@ -369,7 +346,7 @@ def test_a_tampered_answer_body_raises_a_signature_error_and_is_not_believed(tam
 
 def test_a_tampered_error_answer_is_not_believed_either(tampered):
     _, merchant, tamper = tampered
-    tamper.edit = lambda status, headers, body: (status, headers, body.replace(b"ORDER_NOT_EXIST", b"ORDER_CLOSED"))
+    tamper.rewrite = lambda status, headers, body: (status, headers, body.replace(b"ORDER_NOT_EXIST", b"ORDER_CLOSED"))
 
     with pytest.raises(wp.WechatPaySignatureError):
         wp.query_order_by_out_trade_no(merchant, SUB_MCHID, "CP_NEVER_PLACED")
@@ -383,7 +360,7 @@ def test_an_answer_signed_more_than_five_minutes_ago_is_refused_although_the_sig
         return status, platform_signed(platform.platform_key, headers["wechatpay-serial"], body,
                                        int(time.time()) - 301), body
 
-    tamper.edit = stale
+    tamper.rewrite = stale
 
     with pytest.raises(wp.WechatPaySignatureError, match="5 minutes"):
         place_order(merchant)
@@ -392,7 +369,7 @@ def test_an_answer_signed_more_than_five_minutes_ago_is_refused_although_the_sig
 def test_an_answer_resigned_with_a_fresh_timestamp_is_accepted(tampered):
     world, merchant, tamper = tampered
     platform = state_of(world)
-    tamper.edit = lambda status, headers, body: (
+    tamper.rewrite = lambda status, headers, body: (
         status, platform_signed(platform.platform_key, headers["wechatpay-serial"], body, int(time.time()) - 299), body)
 
     assert place_order(merchant).startswith("wx")
@@ -405,7 +382,7 @@ def test_a_signtest_probe_signature_is_refused_without_verifying_it(tampered):
         headers["wechatpay-signature"] = "WECHATPAY/SIGNTEST/" + headers["wechatpay-signature"]
         return status, headers, body
 
-    tamper.edit = probe
+    tamper.rewrite = probe
 
     with pytest.raises(wp.WechatPaySignatureError, match="SIGNTEST"):
         place_order(merchant)
