@@ -33,6 +33,19 @@ def deliver_due():
     return jsonify({"attempted": [n.notification_id for n in attempted]})
 
 
+@blueprint.post("/sandbox/notifications/hold")
+def hold_notifications():
+    world().notifier.hold()
+    return jsonify({"held": True})
+
+
+@blueprint.post("/sandbox/notifications/release")
+def release_notifications():
+    reverse = (request.get_json(silent=True) or {}).get("order") == "reverse"
+    released = world().notifier.release(reverse=reverse)
+    return jsonify({"delivered": [n.notification_id for n in released]})
+
+
 @blueprint.get("/sandbox/notifications")
 def list_notifications():
     return jsonify([{"id": n.notification_id, "system": n.system, "url": n.url, "acknowledged": n.acknowledged,

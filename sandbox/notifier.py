@@ -58,6 +58,7 @@ class Notifier:
         self.deliver = deliver
         self.notifications: dict[str, Notification] = {}
         self.lock = threading.RLock()
+        self.held = False
 
     def enqueue(self, system: str, url: str, build: Callable[[], tuple[dict, bytes]],
                 is_ack: Callable[[int, str], bool], schedule: tuple[int, ...]) -> Notification:
@@ -77,11 +78,24 @@ class Notifier:
         notification.attempts.append(attempt)
         return attempt
 
-    def deliver_due(self) -> list[Notification]:
-        """Make every attempt that is due now; returns the notifications attempted."""
+    def hold(self) -> None:
+        """Keep every due notification back until `release`, to deliver them out of order."""
+        self.held = True
+
+    def release(self, reverse: bool = False) -> list[Notification]:
+        """Deliver what was held: in the order it fell due, or newest first."""
+        self.held = False
+        return self.deliver_due(reverse=reverse)
+
+    def deliver_due(self, reverse: bool = False) -> list[Notification]:
+        """Make every attempt that is due now, oldest due first (or newest first with
+        `reverse`); returns the notifications attempted. Nothing is sent while held."""
+        if self.held:
+            return []
         now = self.clock.now()
         with self.lock:
-            due = [n for n in self.notifications.values() if n.pending and n.next_at <= now]
+            due = sorted((n for n in self.notifications.values() if n.pending and n.next_at <= now),
+                         key=lambda n: n.next_at, reverse=reverse)
         for notification in due:
             attempt = self._attempt(notification)
             if attempt.status is not None and notification.is_ack(attempt.status, attempt.text):

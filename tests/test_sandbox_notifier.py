@@ -88,6 +88,22 @@ def test_an_unreachable_receiver_counts_as_a_failed_attempt():
     assert notification.next_at == pytest.approx(clock.now() + 15)
 
 
+def test_held_notifications_can_be_released_newest_first():
+    clock = Clock()
+    received = []
+    notifier = Notifier(clock, lambda url, headers, body: (received.append(body) or (204, "")))
+    notifier.hold()
+    for event in (b"TRANSACTION.SUCCESS", b"REFUND.SUCCESS"):
+        notifier.enqueue("wechatpay", "u", lambda event=event: ({}, event), lambda s, t: s == 204,
+                         WECHATPAY_RETRY_SCHEDULE)
+        clock.advance(1)
+    assert notifier.deliver_due() == [] and received == []
+
+    notifier.release(reverse=True)
+
+    assert received == [b"REFUND.SUCCESS", b"TRANSACTION.SUCCESS"]
+
+
 def test_a_fault_in_the_header_wins_over_armed_faults_and_armed_ones_are_used_once():
     faults = Faults(in_process=True)
     faults.arm("maidan", "SYSTEM_ERROR", times=2)
