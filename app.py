@@ -13,7 +13,7 @@ from urllib.parse import parse_qs
 
 from chalice import AuthResponse, Chalice, Rate, Response
 
-from chalicelib import accounts, binding, h5, idempotency, pagination, qr, qrcodes
+from chalicelib import accounts, audit, binding, h5, idempotency, pagination, provider_checks, providers, qr, qrcodes
 from chalicelib.errors import ApiError, InternalError, InvalidField, Unauthenticated, WechatBindingRequired
 from chalicelib.log import logger
 from chalicelib.web import render, static_text
@@ -149,6 +149,11 @@ def public(path: str, methods: tuple = ("GET",)):
     return register
 
 
+def _page_query() -> tuple[int, str | None]:
+    query = app.current_request.query_params or {}
+    return pagination.parse_limit(query.get("limit")), query.get("cursor")
+
+
 # --- C1 accounts -------------------------------------------------------------------------
 
 def _account_view(account) -> dict:
@@ -217,16 +222,49 @@ def wechat_binding_code_svg(caller, code_id):
 
 @console("/v1/wechat-bindings")
 def list_wechat_bindings(caller):
-    query = app.current_request.query_params or {}
-    page = binding.list_bindings(caller.account_id, pagination.parse_limit(query.get("limit")),
-                                 query.get("cursor"))
-    return 200, page.body(binding.binding_view)
+    limit, cursor = _page_query()
+    return 200, binding.list_bindings(caller.account_id, limit, cursor).body(binding.binding_view)
 
 
 @console("/v1/wechat-bindings/{openid}", methods=("DELETE",))
 def unbind_wechat(caller, openid):
     binding.unbind(caller.account_id, openid)
     return 200, {"object": "wechat_binding", "openid": openid, "deleted": True}
+
+
+# --- C3 providers ---------------------------------------------------------------------------
+
+@console("/v1/providers")
+def list_providers(caller):
+    limit, cursor = _page_query()
+    return 200, providers.list_providers(caller.account_id, limit, cursor).body(providers.provider_view)
+
+
+@console("/v1/providers", methods=("POST",))
+def create_provider(caller):
+    return 201, providers.provider_view(providers.create(caller.account_id, caller.account_id, _json_body()))
+
+
+@console("/v1/providers/{sp_mchid}")
+def get_provider(caller, sp_mchid):
+    return 200, providers.provider_view(providers.get(caller.account_id, sp_mchid))
+
+
+@console("/v1/providers/{sp_mchid}", methods=("PATCH",))
+def update_provider(caller, sp_mchid):
+    return 200, providers.provider_view(providers.update(caller.account_id, caller.account_id, sp_mchid, _json_body()))
+
+
+@console("/v1/providers/{sp_mchid}/configuration-checks", methods=("POST",))
+def check_provider_configuration(caller, sp_mchid):
+    return 200, provider_checks.check_configuration(providers.get(caller.account_id, sp_mchid))
+
+
+@console("/v1/audit-log")
+def list_audit_log(caller):
+    limit, cursor = _page_query()
+    entity = (app.current_request.query_params or {}).get("entity")
+    return 200, audit.list_entries(caller.account_id, limit, cursor, entity).body(audit.entry_view)
 
 
 # --- H5 pages ----------------------------------------------------------------------------------

@@ -27,6 +27,8 @@ class Settings:
     wechat_bindings_table: str
     qr_codes_table: str
     idempotency_table: str
+    providers_table: str
+    audit_log_table: str
     # Queues and keys
     sync_queue_url: str
     kms_key_id: str
@@ -100,6 +102,8 @@ def current() -> Settings:
         wechat_bindings_table=_text("WECHAT_BINDINGS_TABLE"),
         qr_codes_table=_text("QR_CODES_TABLE"),
         idempotency_table=_text("IDEMPOTENCY_TABLE"),
+        providers_table=_text("PROVIDERS_TABLE"),
+        audit_log_table=_text("AUDIT_LOG_TABLE"),
         sync_queue_url=_text("SYNC_QUEUE_URL", "unset"),
         kms_key_id=_text("KMS_KEY_ID", "unset"),
         platform_signing_key=_key("PLATFORM_SIGNING_KEY"),

@@ -98,7 +98,7 @@ class MaidanSubMerchant:
 @dataclass
 class SandboxConfig:
     wechat_app_id: str = "wx0123456789abcdef"
-    wechat_app_secret: str = "sandbox-wechat-app-secret-0000000"
+    wechat_app_secret: str = "5f1d3c0a9e8b7a6f5e4d3c2b1a0f9e8d"
     maidan_partner_id: str = "cloudpay-sandbox"
     maidan_api_key: str = "sandbox-maidan-api-key-0123456789abcdef"
     seed: int = 1

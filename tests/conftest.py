@@ -56,3 +56,12 @@ def console(client):
 @pytest.fixture
 def phone(client):
     return lambda user_id: Phone(client, user_id)
+
+
+@pytest.fixture
+def bound_console(console, phone):
+    """A signed-in console account with admin-01's WeChat bound (the gate passed)."""
+    user = console.sign_up_and_in("owner@example.com")
+    code = user.call("POST", "/v1/wechat-binding-codes").json
+    assert phone("admin-01").open(code["url"]).confirm().page_id == "binding-done"
+    return user

@@ -15,7 +15,7 @@ PARAMETERS = {
     "PublicBaseUrl": PUBLIC_BASE_URL,
     "PlatformSigningKey": "test-platform-signing-key-0123456789abcdef",
     "WechatAppId": "wx0123456789abcdef",
-    "WechatAppSecret": "sandbox-wechat-app-secret-0000000",
+    "WechatAppSecret": "5f1d3c0a9e8b7a6f5e4d3c2b1a0f9e8d",
     "WechatOpenBaseUrl": f"{SANDBOX_ROOT}/wechat-open",
     "WechatApiBaseUrl": f"{SANDBOX_ROOT}/wechat-api",
     "WechatPayBaseUrl": f"{SANDBOX_ROOT}/wechatpay",
@@ -35,7 +35,8 @@ def expected_env() -> dict[str, str]:
     from local import infra
     names = {"AccountsTable": "accounts", "UniqueClaimsTable": "unique-claims", "SessionsTable": "sessions",
              "LoginAttemptsTable": "login-attempts", "WechatBindingsTable": "wechat-bindings",
-             "QrCodesTable": "qr-codes", "IdempotencyTable": "idempotency"}
+             "QrCodesTable": "qr-codes", "IdempotencyTable": "idempotency",
+             "ProvidersTable": "providers", "AuditLogTable": "audit-log"}
     env = {}
     for variable, node in infra.template_env().items():
         if "Ref" in node and node["Ref"] in PARAMETERS:

@@ -153,14 +153,24 @@ class AccessTokens:
 
     def _fetch(self, app: AppCredentials, force_refresh: bool) -> str:
         """Ask WeChat for the token (caller holds the app's lock)."""
-        url = f"{settings.current().wechat_api_base_url}/cgi-bin/stable_token"
-        payload = {"grant_type": "client_credential", "appid": app.app_id, "secret": app.app_secret,
-                   "force_refresh": force_refresh}
         asked_at = self.clock()
-        body = call_api(lambda: httpx.Request("POST", url, json=payload))
+        body = _stable_token(app, force_refresh)
         token = _CachedToken(body["access_token"], asked_at + int(body["expires_in"]))
         self._tokens[app.app_id] = token
         return token.value
+
+
+def _stable_token(app: AppCredentials, force_refresh: bool) -> dict:
+    url = f"{settings.current().wechat_api_base_url}/cgi-bin/stable_token"
+    payload = {"grant_type": "client_credential", "appid": app.app_id, "secret": app.app_secret,
+               "force_refresh": force_refresh}
+    return call_api(lambda: httpx.Request("POST", url, json=payload))
+
+
+def verify_credentials(app: AppCredentials) -> None:
+    """Have WeChat check an AppID and AppSecret, past any cached token (a provider's settings
+    check). Without force_refresh WeChat hands back its current token and revokes nothing."""
+    _stable_token(app, force_refresh=False)
 
 
 tokens = AccessTokens()

@@ -1,0 +1,33 @@
+"""Service providers (服务商), one per WeChat Pay service-provider mch id, under one account."""
+from __future__ import annotations
+
+from pynamodb.attributes import MapAttribute, NumberAttribute, UnicodeAttribute, VersionAttribute
+from pynamodb.models import Model
+
+from chalicelib.models.base import table_meta
+
+
+class Provider(Model):
+    """Secrets are never stored here in plain text: `secrets` maps a field name to its KMS
+    ciphertext and when it was set (chalicelib/secrets.py)."""
+
+    Meta = table_meta("providers_table")
+
+    account_id = UnicodeAttribute(hash_key=True)
+    sp_mchid = UnicodeAttribute(range_key=True)
+    name = UnicodeAttribute()
+    short_name = UnicodeAttribute(null=True)
+    source = UnicodeAttribute()  # manual | maidan
+    logo_url = UnicodeAttribute(null=True)
+    ad_image_url = UnicodeAttribute(null=True)
+    ad_link_url = UnicodeAttribute(null=True)
+    callback_url = UnicodeAttribute(null=True)
+    remark = UnicodeAttribute(null=True)
+    wechat = MapAttribute(default=dict)  # public WeChat Pay settings (app_id, serial_no, key ids...)
+    alipay = MapAttribute(default=dict)  # public Alipay settings (app_id, partner_id, public key)
+    secrets = MapAttribute(default=dict)  # field -> {"ciphertext": str, "set_at": int}
+    maidan_assistant_bound_at = NumberAttribute(null=True)
+    maidan_admin_unionid = UnicodeAttribute(null=True)
+    created_at = NumberAttribute()
+    updated_at = NumberAttribute()
+    version = VersionAttribute()

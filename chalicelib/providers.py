@@ -1,0 +1,305 @@
+"""C3.1, C3.4, C3.5: service providers of a console account — list, create by hand,
+configure (WeChat Pay, Alipay, pay-page content), and test the configuration upstream.
+
+Secrets (AppSecret, API v3 key, merchant private key, Alipay app private key) are checked,
+encrypted with KMS and stored write-only: answers say only whether and when each was set.
+Edits carry the version they were made from; a stale one loses with 409, never an update.
+"""
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from pynamodb.exceptions import DoesNotExist, PutError
+
+from chalicelib import audit, pagination, secrets
+from chalicelib.errors import Conflict, InvalidField, NotFound
+from chalicelib.models.base import condition_failed, now
+from chalicelib.models.providers import Provider
+
+PROVIDERS_LIST = "providers"
+_SP_MCHID = re.compile(r"^\d{8,10}$")
+_WECHAT_APP_ID = re.compile(r"^wx[0-9a-f]{16}$")
+_APP_SECRET = re.compile(r"^[0-9a-f]{32}$")
+_SERIAL = re.compile(r"^[0-9A-Fa-f]{8,40}$")
+_PUBLIC_KEY_ID = re.compile(r"^PUB_KEY_ID_[0-9A-Za-z]{4,64}$")
+_ALIPAY_APP_ID = re.compile(r"^\d{16}$")
+_PARTNER_ID = re.compile(r"^2088\d{12}$")
+
+BASIC_FIELDS = {"name": 64, "short_name": 32, "remark": 256}
+URL_FIELDS = ("logo_url", "ad_image_url", "ad_link_url", "callback_url")
+WECHAT_SECRETS = ("app_secret", "api_v3_key", "private_key_pem")
+ALIPAY_SECRETS = ("private_key",)
+
+
+def _text(value, param: str, limit: int, required: bool = False) -> str | None:
+    if value is None or value == "":
+        if required:
+            raise InvalidField(param, f"{param} is required")
+        return None
+    if not isinstance(value, str) or len(value.strip()) > limit:
+        raise InvalidField(param, f"{param} must be text of at most {limit} characters")
+    return value.strip()
+
+
+def _https_url(value, param: str) -> str | None:
+    if value is None or value == "":
+        return None
+    parts = urlsplit(value) if isinstance(value, str) else None
+    if parts is None or parts.scheme != "https" or not parts.netloc or len(value) > 512:
+        raise InvalidField(param, f"{param} must be an https:// URL of at most 512 characters")
+    return value
+
+
+def _matching(value, param: str, pattern: re.Pattern, rule: str) -> str:
+    if not isinstance(value, str) or not pattern.match(value):
+        raise InvalidField(param, f"{param} {rule}")
+    return value
+
+
+def _rebate(value, param: str) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 10000:
+        raise InvalidField(param, f"{param} is in basis points: a whole number from 0 to 10000 (100%)")
+    return value
+
+
+def _private_key(value, param: str) -> str:
+    """An RSA private key in PEM, or the bare base64 that Alipay's key tool writes."""
+    text = value.strip() if isinstance(value, str) else ""
+    pem = text if text.startswith("-----BEGIN") else (
+        f"-----BEGIN PRIVATE KEY-----\n{text}\n-----END PRIVATE KEY-----\n" if text else "")
+    try:
+        key = serialization.load_pem_private_key(pem.encode(), password=None)
+    except (ValueError, TypeError):
+        try:
+            key = serialization.load_pem_private_key(pem.replace("PRIVATE KEY", "RSA PRIVATE KEY").encode(), None)
+        except (ValueError, TypeError):
+            raise InvalidField(param, f"{param} is not an RSA private key (PEM or base64)") from None
+    if not isinstance(key, rsa.RSAPrivateKey) or key.key_size < 2048:
+        raise InvalidField(param, f"{param} must be an RSA key of at least 2048 bits")
+    return text
+
+
+def _public_key(value, param: str) -> str:
+    text = value.strip() if isinstance(value, str) else ""
+    pem = text if text.startswith("-----BEGIN") else f"-----BEGIN PUBLIC KEY-----\n{text}\n-----END PUBLIC KEY-----\n"
+    try:
+        key = serialization.load_pem_public_key(pem.encode())
+    except (ValueError, TypeError):
+        raise InvalidField(param, f"{param} is not an RSA public key (PEM or base64)") from None
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise InvalidField(param, f"{param} must be an RSA public key")
+    return text
+
+
+def _certificate(value, param: str) -> tuple[str, str]:
+    try:
+        certificate = x509.load_pem_x509_certificate(value.encode() if isinstance(value, str) else b"")
+    except ValueError:
+        raise InvalidField(param, f"{param} is not a PEM certificate") from None
+    return value.strip(), format(certificate.serial_number, "X")
+
+
+def _section(body: dict, name: str) -> dict:
+    section = body.get(name) or {}
+    if not isinstance(section, dict):
+        raise InvalidField(name, f"{name} must be an object")
+    return section
+
+
+def _clean_wechat(section: dict) -> tuple[dict, dict]:
+    """(public settings, secrets) of the WeChat Pay section that the request carries."""
+    public, secret = {}, {}
+    if "app_id" in section:
+        public["app_id"] = _matching(section["app_id"], "wechat_pay.app_id", _WECHAT_APP_ID,
+                                     "must be an official-account AppID: wx and 16 hex digits")
+    if "serial_no" in section:
+        public["serial_no"] = _matching(section["serial_no"], "wechat_pay.serial_no", _SERIAL,
+                                        "must be the API certificate serial number (hex)")
+    if "platform_public_key_id" in section or "platform_public_key_pem" in section:
+        public["platform_public_key_id"] = _matching(section.get("platform_public_key_id"),
+                                                     "wechat_pay.platform_public_key_id", _PUBLIC_KEY_ID,
+                                                     "must look like PUB_KEY_ID_0000000000000000")
+        public["platform_public_key_pem"] = _public_key(section.get("platform_public_key_pem"),
+                                                        "wechat_pay.platform_public_key_pem")
+    if "platform_certificate_pem" in section:
+        public["platform_certificate_pem"], public["platform_certificate_serial"] = _certificate(
+            section["platform_certificate_pem"], "wechat_pay.platform_certificate_pem")
+    if "rebate_ratio_bp" in section:
+        public["rebate_ratio_bp"] = _rebate(section["rebate_ratio_bp"], "wechat_pay.rebate_ratio_bp")
+    if "app_secret" in section:
+        secret["app_secret"] = _matching(section["app_secret"], "wechat_pay.app_secret", _APP_SECRET,
+                                         "must be the 32-character AppSecret")
+    if "api_v3_key" in section:
+        key = section["api_v3_key"]
+        if not isinstance(key, str) or len(key) != 32 or not key.isascii() or not key.isprintable():
+            raise InvalidField("wechat_pay.api_v3_key", "wechat_pay.api_v3_key must be exactly 32 ASCII characters")
+        secret["api_v3_key"] = key
+    if "private_key_pem" in section:
+        secret["private_key_pem"] = _private_key(section["private_key_pem"], "wechat_pay.private_key_pem")
+    return public, secret
+
+
+def _clean_alipay(section: dict) -> tuple[dict, dict]:
+    public, secret = {}, {}
+    if "app_id" in section:
+        public["app_id"] = _matching(section["app_id"], "alipay.app_id", _ALIPAY_APP_ID,
+                                     "must be the 16-digit Alipay app id")
+    if "partner_id" in section:
+        public["partner_id"] = _matching(section["partner_id"], "alipay.partner_id", _PARTNER_ID,
+                                         "must be the 16-digit partner id starting with 2088")
+    if "alipay_public_key" in section:
+        public["alipay_public_key"] = _public_key(section["alipay_public_key"], "alipay.alipay_public_key")
+    if "rebate_ratio_bp" in section:
+        public["rebate_ratio_bp"] = _rebate(section["rebate_ratio_bp"], "alipay.rebate_ratio_bp")
+    if "private_key" in section:
+        secret["private_key"] = _private_key(section["private_key"], "alipay.private_key")
+    return public, secret
+
+
+def _clean_basic(body: dict, creating: bool) -> dict:
+    fields = {}
+    for name, limit in BASIC_FIELDS.items():
+        if name in body or (creating and name == "name"):
+            fields[name] = _text(body.get(name), name, limit, required=(name == "name"))
+    for name in URL_FIELDS:
+        if name in body:
+            fields[name] = _https_url(body[name], name)
+    return fields
+
+
+def mapping(attribute) -> dict:
+    """A MapAttribute read from the table, or a plain dict set in this request, as a dict."""
+    return attribute.as_dict() if hasattr(attribute, "as_dict") else dict(attribute or {})
+
+
+def _load(account_id: str, sp_mchid: str) -> Provider:
+    try:
+        return Provider.get(account_id, sp_mchid)
+    except DoesNotExist:
+        raise NotFound("no such provider", param="sp_mchid") from None
+
+
+def _apply(provider: Provider, body: dict, actor: str, creating: bool) -> dict:
+    """Apply a request's fields to `provider`; return the audit changes (secrets: "changed")."""
+    changes: dict = {}
+    for name, value in _clean_basic(body, creating).items():
+        if getattr(provider, name, None) != value:
+            changes[name] = {"from": getattr(provider, name, None), "to": value}
+            setattr(provider, name, value)
+    stored_secrets = mapping(provider.secrets)
+    for section_name, clean, attribute in (("wechat_pay", _clean_wechat, "wechat"), ("alipay", _clean_alipay, "alipay")):
+        public, secret = clean(_section(body, section_name))
+        settings_now = mapping(getattr(provider, attribute))
+        for name, value in public.items():
+            if settings_now.get(name) != value:
+                changes[f"{section_name}.{name}"] = {"from": settings_now.get(name), "to": value}
+                settings_now[name] = value
+        setattr(provider, attribute, settings_now)
+        for name, value in secret.items():
+            field = f"{section_name}.{name}"
+            stored_secrets[field] = {"ciphertext": secrets.encrypt(value, account_id=provider.account_id,
+                                                                   record=f"provider#{provider.sp_mchid}", field=field),
+                                     "set_at": now()}
+            changes[field] = audit.SECRET_CHANGE
+    provider.secrets = stored_secrets
+    return changes
+
+
+def create(account_id: str, actor: str, body: dict) -> Provider:
+    """C3.5: a provider entered by hand (not from 买单)."""
+    sp_mchid = _matching(body.get("sp_mchid"), "sp_mchid", _SP_MCHID, "must be the 8-10 digit service-provider mch id")
+    at = now()
+    provider = Provider(account_id=account_id, sp_mchid=sp_mchid, source="manual", created_at=at, updated_at=at)
+    changes = _apply(provider, body, actor, creating=True)
+    try:
+        provider.save(condition=Provider.sp_mchid.does_not_exist())
+    except PutError as exc:
+        if condition_failed(exc):
+            raise Conflict("this account already has a provider with this sp_mchid", param="sp_mchid",
+                           code="provider_exists") from None
+        raise
+    audit.record(account_id, actor, f"provider#{sp_mchid}", "provider.created", changes)
+    return provider
+
+
+def update(account_id: str, actor: str, sp_mchid: str, body: dict) -> Provider:
+    """C3.4: change what the request carries, from the version the editor saw."""
+    provider = _load(account_id, sp_mchid)
+    expected = body.get("version")
+    if not isinstance(expected, int) or isinstance(expected, bool):
+        raise InvalidField("version", "version is required: the version of the provider this edit starts from")
+    if expected != provider.version:
+        raise Conflict(f"the provider changed since version {expected} (now {provider.version}); "
+                       "reload and apply the edit again", param="version", code="version_conflict")
+    changes = _apply(provider, body, actor, creating=False)
+    if not changes:
+        return provider
+    provider.updated_at = now()
+    try:
+        provider.save()
+    except PutError as exc:
+        if condition_failed(exc):
+            raise Conflict("the provider changed while saving; reload and apply the edit again", param="version",
+                           code="version_conflict") from None
+        raise
+    audit.record(account_id, actor, f"provider#{sp_mchid}", "provider.updated", changes)
+    return provider
+
+
+def get(account_id: str, sp_mchid: str) -> Provider:
+    return _load(account_id, sp_mchid)
+
+
+def list_providers(account_id: str, limit: int, cursor: str | None) -> pagination.Page:
+    start = pagination.decode_cursor(cursor, PROVIDERS_LIST)
+    return pagination.page_of(Provider.query(account_id, limit=limit, last_evaluated_key=start), PROVIDERS_LIST)
+
+
+def wechat_pay_configured(provider: Provider) -> bool:
+    wechat, stored = mapping(provider.wechat), mapping(provider.secrets)
+    has_platform_key = "platform_public_key_pem" in wechat or "platform_certificate_pem" in wechat
+    return all(k in wechat for k in ("app_id", "serial_no")) and has_platform_key and all(
+        f"wechat_pay.{name}" in stored for name in ("api_v3_key", "private_key_pem"))
+
+
+def alipay_configured(provider: Provider) -> bool:
+    alipay, stored = mapping(provider.alipay), mapping(provider.secrets)
+    return all(k in alipay for k in ("app_id", "alipay_public_key")) and "alipay.private_key" in stored
+
+
+def provider_view(provider: Provider) -> dict:
+    stored = mapping(provider.secrets)
+
+    def secret_state(field: str) -> dict:
+        return {"set": field in stored, "set_at": stored.get(field, {}).get("set_at")}
+
+    wechat, alipay = mapping(provider.wechat), mapping(provider.alipay)
+    return {
+        "object": "provider", "sp_mchid": provider.sp_mchid, "name": provider.name, "short_name": provider.short_name,
+        "source": provider.source, "version": provider.version,
+        **{name: getattr(provider, name) for name in ("logo_url", "ad_image_url", "ad_link_url", "callback_url",
+                                                      "remark")},
+        "maidan_assistant": {"bound": provider.maidan_assistant_bound_at is not None,
+                             "bound_at": provider.maidan_assistant_bound_at},
+        "wechat_pay": {**{k: v for k, v in wechat.items() if k != "platform_certificate_pem"},
+                       "configured": wechat_pay_configured(provider),
+                       **{name: secret_state(f"wechat_pay.{name}") for name in WECHAT_SECRETS}},
+        "alipay": {**alipay, "configured": alipay_configured(provider),
+                   **{name: secret_state(f"alipay.{name}") for name in ALIPAY_SECRETS}},
+        "created_at": provider.created_at, "updated_at": provider.updated_at,
+    }
+
+
+def secret(provider: Provider, field: str) -> str:
+    """The plain value of one stored secret, for the call that needs it now."""
+    stored = mapping(provider.secrets)
+    if field not in stored:
+        raise InvalidField(field, f"{field} is not set")
+    return secrets.decrypt(stored[field]["ciphertext"], account_id=provider.account_id,
+                           record=f"provider#{provider.sp_mchid}", field=field)
