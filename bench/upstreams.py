@@ -14,6 +14,7 @@ from chalicelib.upstream import wechatpay as wp
 from sandbox import alipay as sandbox_alipay
 from sandbox import wechatpay as sandbox_wechatpay
 from tests import environment
+from tests.environment import next_message_id
 
 NOTIFY = "https://h5.test/notify"
 OPENID_APP = environment.PARAMETERS["WechatAppId"]
@@ -33,7 +34,8 @@ def _rows(world, wire) -> list[tuple[str, str, int]]:
     measure("WeChat", "access_token (cached)", wechat_token.access_token)
     measure("WeChat", "send_template", lambda: wechat_message.send_template(
         openid, "cp_sandbox_payment_received",
-        {"thing1": "门店", "amount2": "¥1.00", "time3": "2026-11-22 10:00:00", "character_string4": "CP1"}))
+        {"thing1": "门店", "amount2": "¥1.00", "time3": "2026-11-22 10:00:00", "character_string4": "CP1"},
+        client_msg_id=next_message_id()))
 
     merchant = _wechatpay_merchant(world)
     expire = datetime.now(timezone.utc) + timedelta(minutes=15)

@@ -12,6 +12,7 @@ from chalicelib import providers
 from chalicelib.models.providers import Provider
 from chalicelib.upstream import alipay, http, wechat_token
 from chalicelib.upstream import wechatpay as wp
+from chalicelib.upstream.wechat_api import WechatConfigError
 
 PROBE_ORDER = "CPCONFIGCHECK0000000000000000"
 PROBE_AUTH_CODE = "cloudpay-configuration-check"
@@ -59,7 +60,7 @@ def _official_account_probe(provider: Provider) -> str | None:
                                       providers.secret(provider, "wechat_pay.app_secret"))
     try:
         wechat_token.verify_credentials(app)
-    except wechat_token.WechatConfigError as exc:
+    except WechatConfigError as exc:
         return f"WeChat refused the AppID/AppSecret ({exc.errcode} {exc.errmsg})"
     return None
 

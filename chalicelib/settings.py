@@ -7,7 +7,7 @@ call rather than frozen at import. Reading ~30 variables costs microseconds.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 class SettingsError(RuntimeError):
@@ -33,7 +33,7 @@ class Settings:
     sync_queue_url: str
     kms_key_id: str
     # Our own signing key (cookies, cursors, OAuth state): HMAC, 32+ bytes
-    platform_signing_key: bytes
+    platform_signing_key: bytes = field(repr=False)
     # Console accounts
     session_ttl_seconds: int
     login_max_failures: int
@@ -48,13 +48,13 @@ class Settings:
     wechat_open_base_url: str
     wechat_api_base_url: str
     wechat_app_id: str
-    wechat_app_secret: str
+    wechat_app_secret: str = field(repr=False)
     wechatpay_base_url: str
     alipay_gateway_url: str
     alipay_openauth_base_url: str
     maidan_base_url: str
     maidan_partner_id: str
-    maidan_api_key: bytes
+    maidan_api_key: bytes = field(repr=False)
     upstream_timeout_seconds: float
     upstream_retries: int
     log_level: str

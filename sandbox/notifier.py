@@ -39,6 +39,8 @@ class Notification:
     schedule: tuple[int, ...]
     next_at: float
     attempts: list[Attempt] = field(default_factory=list)
+    scheduled_attempts: int = 0
+    """Attempts made on the schedule; duplicates sent on demand do not move the schedule."""
     acknowledged: bool = False
     gave_up: bool = False
 
@@ -98,10 +100,11 @@ class Notifier:
                          key=lambda n: n.next_at, reverse=reverse)
         for notification in due:
             attempt = self._attempt(notification)
+            notification.scheduled_attempts += 1
             if attempt.status is not None and notification.is_ack(attempt.status, attempt.text):
                 notification.acknowledged = True
                 continue
-            retries_made = len(notification.attempts) - 1
+            retries_made = notification.scheduled_attempts - 1
             if retries_made >= len(notification.schedule):
                 notification.gave_up = True
             else:

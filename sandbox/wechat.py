@@ -127,7 +127,7 @@ def _injected_fault():
     if fault == "SYSTEM_ERROR":
         return _error(-1, "system error")
     if fault == "RATE_LIMITED":
-        return _error(45009, "reach max api daily quota limit")
+        return _error(45011, "api minute-quota reach limit, must slower, retry next minute")
     return None
 
 

@@ -736,20 +736,6 @@ def duplicate_notification(notification_id: str):
     return jsonify({"status": attempt.status, "text": attempt.text})
 
 
-@blueprint.post("/sandbox/notifications/deliver-newest-first")
-def deliver_newest_first():
-    """Every due WeChat Pay notification, newest first: e.g. a refund's before its payment's."""
-    notifier, now = world().notifier, world().clock.now()
-    due = [n for n in notifier.of_system(SYSTEM) if n.pending and n.next_at <= now]
-    results = []
-    for notification in reversed(due):
-        attempt = notifier.send_duplicate(notification.notification_id)
-        if attempt.status is not None and notification.is_ack(attempt.status, attempt.text):
-            notification.acknowledged = True
-        results.append({"id": notification.notification_id, "status": attempt.status})
-    return jsonify({"attempted": results})
-
-
 # --- The wallet: WeixinJSBridge for pages opened on the sandbox phone ----------------------
 
 @blueprint.get("/sandbox/jsbridge.js")

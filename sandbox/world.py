@@ -269,11 +269,15 @@ class World:
         return code
 
     def accept_nonce(self, nonce: str, now: float) -> bool:
-        """False when the nonce was seen in the last 10 minutes (a replayed request)."""
+        """False when the nonce was seen in the last 10 minutes (a replayed request).
+
+        `seen_nonces` keeps arrival order, so forgetting old nonces only looks at the front."""
         with self.lock:
-            for old, at in list(self.seen_nonces.items()):
-                if now - at > 600:
-                    del self.seen_nonces[old]
+            while self.seen_nonces:
+                oldest, at = next(iter(self.seen_nonces.items()))
+                if now - at <= 600:
+                    break
+                del self.seen_nonces[oldest]
             if nonce in self.seen_nonces:
                 return False
             self.seen_nonces[nonce] = now

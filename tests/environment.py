@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 
 import boto3
@@ -113,3 +114,11 @@ def sandbox_in_process(config=None):
         yield sandbox_app.config["WORLD"], wire
     finally:
         http.use_transport(None)
+
+
+_message_ids = itertools.count(1)
+
+
+def next_message_id() -> str:
+    """A fresh client_msg_id: each template message a test sends is a different message."""
+    return f"test-message-{next(_message_ids)}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import httpx
 
 from sandbox import alipay
-from tests.environment import SANDBOX_ROOT
+from tests.environment import SANDBOX_ROOT, next_message_id
 
 
 def _phone(wire) -> httpx.Client:
@@ -36,7 +36,7 @@ def test_a_wechat_users_phone_shows_the_messages_wechat_delivered(sandbox, wire)
     openid = sandbox.users["admin-01"].openid(sandbox.config.wechat_app_id)
     wechat_message.send_template(openid, "cp_sandbox_payment_received",
                                  {"thing1": "一号门店", "amount2": "¥12.30", "time3": "2026-11-22 10:00:00",
-                                  "character_string4": "CP0001"})
+                                  "character_string4": "CP0001"}, client_msg_id=next_message_id())
 
     page = _phone(wire).get("/phone?user=admin-01")
 

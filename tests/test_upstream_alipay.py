@@ -7,7 +7,6 @@ import json
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
-import httpx
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -15,7 +14,6 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from chalicelib.upstream import alipay, http
 from sandbox import alipay as sandbox_alipay
 from sandbox.notifier import ALIPAY_RETRY_SCHEDULE
-from tests import environment
 from tests.environment import SANDBOX_ROOT
 
 NOTIFY_URL = "http://h5.test/alipay/notify"

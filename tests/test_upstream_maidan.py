@@ -297,11 +297,19 @@ def test_an_order_for_a_merchant_without_maidan_is_refused(sandbox):
     assert (refused.value.status, refused.value.code) == (403, "MAIDAN_NOT_OPENED")
 
 
-def test_an_order_with_a_bad_field_names_it(sandbox):
-    with pytest.raises(MaidanError) as refused:
-        _create_order(sandbox, total=0)
+@pytest.mark.parametrize("total", [0, -1, 12.5, "1299", True])
+def test_an_amount_that_is_not_positive_whole_fen_is_refused_before_sending(sandbox, wire, total):
+    with pytest.raises(ValueError, match="total"):
+        _create_order(sandbox, total=total)
 
-    assert refused.value.code == "PARAM_ERROR" and "amount.total" in refused.value.message
+    assert wire.count("/v1/orders") == 0
+
+
+def test_the_sandbox_names_a_bad_field_it_is_sent(sandbox):
+    with pytest.raises(MaidanError) as refused:
+        _create_order(sandbox, description="")
+
+    assert refused.value.code == "PARAM_ERROR" and "description" in refused.value.message
 
 
 def test_an_order_paid_in_the_sandbox_queries_as_success(sandbox, controls):

@@ -7,14 +7,23 @@ import httpx
 import pytest
 
 from chalicelib.upstream import http, wechat_message, wechat_token
-from chalicelib.upstream.wechat_message import (InvalidRecipient, InvalidTemplate, InvalidTemplateData,
-                                                RecipientNotSubscribed)
-from chalicelib.upstream.wechat_oauth import WechatApiError
-from chalicelib.upstream.wechat_token import (AppCredentials, WechatConfigError, WechatQuotaExceeded,
-                                              WechatTokenRejected)
+from chalicelib.upstream.wechat_api import (
+    ERRORS,
+    WechatApiError,
+    WechatConfigError,
+    WechatRateLimited,
+    WechatTokenRejected,
+    call_api,
+)
+from chalicelib.upstream.wechat_message import (
+    InvalidRecipient,
+    InvalidTemplate,
+    InvalidTemplateData,
+    RecipientNotSubscribed,
+)
+from chalicelib.upstream.wechat_token import AppCredentials
 from sandbox.wechat import sent_messages
-from tests import environment
-from tests.environment import PARAMETERS, SANDBOX_ROOT
+from tests.environment import PARAMETERS, SANDBOX_ROOT, next_message_id
 
 APP_ID = PARAMETERS["WechatAppId"]
 TEMPLATE = "cp_sandbox_payment_received"
@@ -65,7 +74,7 @@ def test_the_token_is_renewed_in_its_last_five_minutes_and_the_new_one_works(san
     renewed = wechat_token.access_token()
 
     assert renewed != first and wire.count("/cgi-bin/stable_token") == 2
-    assert wechat_message.send_template(_openid(sandbox), TEMPLATE, DATA) > 0
+    assert wechat_message.send_template(_openid(sandbox), TEMPLATE, DATA, client_msg_id=next_message_id()) > 0
     assert wire.count("/cgi-bin/stable_token") == 2
 
 
@@ -83,7 +92,7 @@ def test_a_rejected_token_is_replaced_and_the_call_retried_exactly_once(errcode,
     def call(token: str) -> str:
         seen.append(token)
         if len(seen) == 1:
-            raise wechat_token.ERRORS[errcode](errcode, "rejected")
+            raise ERRORS[errcode](errcode, "rejected")
         return "done"
 
     assert wechat_token.call_with_token(call) == "done"
@@ -107,7 +116,7 @@ def test_a_token_revoked_by_a_force_refresh_elsewhere_is_replaced_and_the_messag
     ours = wechat_token.access_token()
     theirs = _force_refresh_elsewhere(wechat_api)
 
-    msgid = wechat_message.send_template(_openid(sandbox), TEMPLATE, DATA)
+    msgid = wechat_message.send_template(_openid(sandbox), TEMPLATE, DATA, client_msg_id=next_message_id())
 
     assert theirs != ours and wechat_token.access_token() == theirs
     assert [m["msgid"] for m in sent_messages(sandbox)] == [msgid]
@@ -119,7 +128,7 @@ def test_a_token_wechat_considers_expired_is_replaced_when_our_clock_lags(sandbo
     expired = wechat_token.access_token()
     sandbox.clock.advance(7300)
 
-    wechat_message.send_template(_openid(sandbox), TEMPLATE, DATA)
+    wechat_message.send_template(_openid(sandbox), TEMPLATE, DATA, client_msg_id=next_message_id())
 
     assert wechat_token.access_token() != expired
     assert len(sent_messages(sandbox)) == 1 and wire.count("/cgi-bin/stable_token") == 2
@@ -164,7 +173,7 @@ def test_the_classic_token_api_replaces_the_previous_token_after_five_minutes(sa
 
 def test_a_template_message_is_delivered_to_the_subscribed_user(sandbox):
     msgid = wechat_message.send_template(_openid(sandbox, "staff-01"), TEMPLATE, DATA,
-                                         url="http://h5.test/h5/orders/1")
+                                         url="http://h5.test/h5/orders/1", client_msg_id=next_message_id())
 
     [message] = sent_messages(sandbox)
     assert message["msgid"] == msgid and message["user_id"] == "staff-01"
@@ -173,8 +182,8 @@ def test_a_template_message_is_delivered_to_the_subscribed_user(sandbox):
 
 
 def test_the_sandbox_lists_the_messages_a_user_received(sandbox, wechat_api):
-    wechat_message.send_template(_openid(sandbox, "staff-01"), TEMPLATE, DATA)
-    wechat_message.send_template(_openid(sandbox, "admin-01"), TEMPLATE, DATA)
+    wechat_message.send_template(_openid(sandbox, "staff-01"), TEMPLATE, DATA, client_msg_id=next_message_id())
+    wechat_message.send_template(_openid(sandbox, "admin-01"), TEMPLATE, DATA, client_msg_id=next_message_id())
 
     listed = wechat_api.get("/sandbox/messages", params={"user": "staff-01"}).json()
 
@@ -192,7 +201,7 @@ def test_a_user_who_unfollowed_the_account_cannot_be_messaged(sandbox):
     sandbox.users["staff-01"].subscribed = False
 
     with pytest.raises(RecipientNotSubscribed) as refused:
-        wechat_message.send_template(_openid(sandbox, "staff-01"), TEMPLATE, DATA)
+        wechat_message.send_template(_openid(sandbox, "staff-01"), TEMPLATE, DATA, client_msg_id=next_message_id())
 
     assert refused.value.errcode == 43004 and sent_messages(sandbox) == []
 
@@ -204,26 +213,26 @@ def test_a_user_who_unfollowed_the_account_cannot_be_messaged(sandbox):
 ])
 def test_each_refused_message_raises_its_own_error(sandbox, touser, template_id, data, expected, errcode):
     with pytest.raises(expected) as refused:
-        wechat_message.send_template(touser or _openid(sandbox), template_id, data)
+        wechat_message.send_template(touser or _openid(sandbox), template_id, data, client_msg_id=next_message_id())
 
     assert refused.value.errcode == errcode and sent_messages(sandbox) == []
 
 
-def test_the_daily_quota_is_a_distinct_error_and_not_retried(sandbox, wire):
+def test_a_rate_limit_is_a_distinct_error_and_not_retried(sandbox, wire):
     wechat_token.access_token()
     sandbox.faults.arm("wechat", "RATE_LIMITED")
 
-    with pytest.raises(WechatQuotaExceeded) as refused:
-        wechat_message.send_template(_openid(sandbox), TEMPLATE, DATA)
+    with pytest.raises(WechatRateLimited) as refused:
+        wechat_message.send_template(_openid(sandbox), TEMPLATE, DATA, client_msg_id=next_message_id())
 
-    assert refused.value.errcode == 45009 and wire.count("/cgi-bin/message/template/send") == 1
+    assert refused.value.errcode == 45011 and wire.count("/cgi-bin/message/template/send") == 1
 
 
 def test_system_busy_is_retried_and_the_message_sent_once(sandbox, wire):
     wechat_token.access_token()
     sandbox.faults.arm("wechat", "SYSTEM_ERROR")
 
-    msgid = wechat_message.send_template(_openid(sandbox), TEMPLATE, DATA)
+    msgid = wechat_message.send_template(_openid(sandbox), TEMPLATE, DATA, client_msg_id=next_message_id())
 
     assert [m["msgid"] for m in sent_messages(sandbox)] == [msgid]
     assert wire.count("/cgi-bin/message/template/send") == 2
@@ -234,14 +243,14 @@ def test_system_busy_on_every_attempt_ends_as_upstream_unavailable(sandbox):
     sandbox.faults.arm("wechat", "SYSTEM_ERROR", times=2)
 
     with pytest.raises(http.UpstreamUnavailable, match="system busy"):
-        wechat_message.send_template(_openid(sandbox), TEMPLATE, DATA)
+        wechat_message.send_template(_openid(sandbox), TEMPLATE, DATA, client_msg_id=next_message_id())
 
 
 def test_a_timeout_is_retried_then_the_message_is_sent(sandbox, wire):
     wechat_token.access_token()
     sandbox.faults.arm("wechat", "TIMEOUT")
 
-    wechat_message.send_template(_openid(sandbox), TEMPLATE, DATA)
+    wechat_message.send_template(_openid(sandbox), TEMPLATE, DATA, client_msg_id=next_message_id())
 
     assert len(sent_messages(sandbox)) == 1 and wire.count("/cgi-bin/message/template/send") == 2
 
@@ -251,7 +260,7 @@ def test_timeouts_on_every_attempt_end_as_a_clear_upstream_unavailable(sandbox):
     sandbox.faults.arm("wechat", "TIMEOUT", times=2)
 
     with pytest.raises(http.UpstreamUnavailable, match="WeChat API is unavailable: timed out after 2 attempts"):
-        wechat_message.send_template(_openid(sandbox), TEMPLATE, DATA)
+        wechat_message.send_template(_openid(sandbox), TEMPLATE, DATA, client_msg_id=next_message_id())
     assert sent_messages(sandbox) == []
 
 
@@ -260,5 +269,5 @@ def test_an_unmapped_errcode_is_still_a_wechat_api_error():
         return httpx.Request("POST", f"{SANDBOX_ROOT}/wechat-api/cgi-bin/message/template/send")
 
     with pytest.raises(WechatApiError) as refused:
-        wechat_token.call_api(unknown)
+        call_api(unknown)
     assert refused.value.errcode == 41001

@@ -22,6 +22,7 @@ from chalicelib.upstream import wechatpay as wp
 from sandbox.notifier import WECHATPAY_RETRY_SCHEDULE
 from sandbox.wechatpay import REFUND_SETTLES_AFTER_SECONDS, register_merchant, state_of
 from tests import environment
+from tests.environment import SANDBOX_ROOT
 
 SP_MCHID = "1900000001"
 SUB_MCHID = "1600000001"
@@ -370,7 +371,7 @@ def test_an_answer_resigned_with_a_fresh_timestamp_is_accepted(tampered):
     world, merchant, tamper = tampered
     platform = state_of(world)
     tamper.rewrite = lambda status, headers, body: (
-        status, platform_signed(platform.platform_key, headers["wechatpay-serial"], body, int(time.time()) - 299), body)
+        status, platform_signed(platform.platform_key, headers["wechatpay-serial"], body, int(time.time()) - 290), body)
 
     assert place_order(merchant).startswith("wx")
 
@@ -621,19 +622,22 @@ def test_a_notification_is_retried_on_wechat_pays_schedule_until_acknowledged(sa
     assert wp.parse_notification(merchant, first, receiver.calls[0][2], now=float(first["Wechatpay-Timestamp"]))
 
 
-def test_due_notifications_can_be_delivered_newest_first(sandbox, merchant, receiver):
+def test_held_notifications_can_be_delivered_newest_first(sandbox, merchant, receiver):
+    http.client().post(f"{SANDBOX_ROOT}/sandbox/notifications/hold")
     place_order(merchant, total=1000)
     sandbox_pay("CP20240601000001")
     wp.create_refund(merchant, sub_mchid=SUB_MCHID, out_trade_no="CP20240601000001", out_refund_no="RF1",
                      refund=1000, total=1000, notify_url=NOTIFY_URL)
     sandbox.clock.advance(REFUND_SETTLES_AFTER_SECONDS)
 
-    answer = http.client().post(f"{SANDBOX}/notifications/deliver-newest-first")
+    assert sandbox.notifier.deliver_due() == []
+
+    answer = http.client().post(f"{SANDBOX_ROOT}/sandbox/notifications/release", json={"order": "reverse"})
     events = [wp.parse_notification(merchant, headers, body, now=sandbox.clock.now()).event_type
               for _, headers, body in receiver.calls]
 
     assert events == ["REFUND.SUCCESS", "TRANSACTION.SUCCESS"]
-    assert [a["status"] for a in answer.json()["attempted"]] == [204, 204]
+    assert len(answer.json()["delivered"]) == 2
     assert sandbox.notifier.deliver_due() == []
 
 

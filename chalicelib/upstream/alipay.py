@@ -18,7 +18,6 @@ import base64
 import functools
 import json
 import re
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Mapping
@@ -166,10 +165,19 @@ _ERRORS_BY_SUB_CODE: dict[str, type[AlipayError]] = {
 _ERRORS_BY_CODE: dict[str, type[AlipayError]] = {"40006": AlipayPermissionDenied}
 
 
+_CREDENTIALS_IN_TEXT = re.compile(r'(app_auth_token=|"(?:code|refresh_token|app_auth_token)"\s*:\s*")[^&"]*')
+
+
+def redact(text: str) -> str:
+    """Alipay echoes the string it verified in `isv.invalid-signature`'s sub_msg, tokens and
+    codes included: keep them out of messages that may be logged."""
+    return _CREDENTIALS_IN_TEXT.sub(r"\1***", text)
+
+
 def error_from(node: Mapping) -> AlipayError:
     code, sub_code = str(node.get("code", "")), str(node.get("sub_code", ""))
     cls = _ERRORS_BY_SUB_CODE.get(sub_code) or _ERRORS_BY_CODE.get(code, AlipayError)
-    return cls(code, str(node.get("msg", "")), sub_code, str(node.get("sub_msg", "")))
+    return cls(code, str(node.get("msg", "")), sub_code, redact(str(node.get("sub_msg", ""))))
 
 
 # --- credentials and keys -------------------------------------------------------------------
@@ -350,7 +358,7 @@ def open_response(app: AlipayApp, method: str, text: str) -> dict:
 
 
 def _call(app: AlipayApp, method: str, *, biz_content: dict | None = None, app_auth_token: str | None = None,
-          notify_url: str | None = None, params: dict[str, str] | None = None) -> dict:
+          notify_url: str | None = None, params: dict[str, str] | None = None, idempotent: bool = True) -> dict:
     """Sign and POST one gateway call; return the verified response node.
 
     Common parameters go in the query string and the business ones in the form body, as the
@@ -385,7 +393,7 @@ def _call(app: AlipayApp, method: str, *, biz_content: dict | None = None, app_a
                 raise http.RetryableAnswer(f"{method}: {exc.code} {exc.sub_code}") from exc
             raise
 
-    return http.send(SYSTEM, build, interpret)
+    return http.send(SYSTEM, build, interpret, idempotent=idempotent)
 
 
 # --- trades ---------------------------------------------------------------------------------
@@ -569,7 +577,7 @@ def exchange_app_auth_code(app: AlipayApp, app_auth_code: str) -> AppAuthorizati
     if not app_auth_code:
         raise ValueError("app_auth_code is required")
     node = _call(app, "alipay.open.auth.token.app",
-                 biz_content={"grant_type": "authorization_code", "code": app_auth_code})
+                 biz_content={"grant_type": "authorization_code", "code": app_auth_code}, idempotent=False)
     return _app_authorization(node)
 
 
@@ -578,7 +586,7 @@ def refresh_app_auth_token(app: AlipayApp, app_refresh_token: str) -> AppAuthori
     if not app_refresh_token:
         raise ValueError("app_refresh_token is required")
     node = _call(app, "alipay.open.auth.token.app",
-                 biz_content={"grant_type": "refresh_token", "refresh_token": app_refresh_token})
+                 biz_content={"grant_type": "refresh_token", "refresh_token": app_refresh_token}, idempotent=False)
     return _app_authorization(node)
 
 
@@ -586,7 +594,8 @@ def exchange_user_auth_code(app: AlipayApp, auth_code: str) -> UserIdentity:
     """alipay.system.oauth.token: grant_type and code are top-level parameters, not biz_content."""
     if not auth_code:
         raise ValueError("auth_code is required")
-    node = _call(app, "alipay.system.oauth.token", params={"grant_type": "authorization_code", "code": auth_code})
+    node = _call(app, "alipay.system.oauth.token", params={"grant_type": "authorization_code", "code": auth_code},
+                 idempotent=False)
     return UserIdentity(user_id=node.get("user_id") or None, open_id=node.get("open_id") or None,
                         access_token=node["access_token"], expires_in=int(node.get("expires_in") or 0))
 
@@ -604,6 +613,8 @@ class TradeNotification:
     notify_type: str
     app_id: str
     auth_app_id: str | None
+    seller_id: str | None
+    """The merchant paid: the receiver checks it is the order's merchant (P2)."""
     trade_no: str
     out_trade_no: str
     trade_status: str
@@ -651,7 +662,8 @@ def verify_notification(app: AlipayApp, form: Mapping[str, str] | str | bytes) -
         return TradeNotification(
             notify_id=params["notify_id"], notify_time=params["notify_time"],
             notify_type=params.get("notify_type", ""), app_id=params["app_id"],
-            auth_app_id=params.get("auth_app_id") or None, trade_no=params["trade_no"],
+            auth_app_id=params.get("auth_app_id") or None, seller_id=params.get("seller_id") or None,
+            trade_no=params["trade_no"],
             out_trade_no=params["out_trade_no"], trade_status=params["trade_status"],
             total_fen=yuan_to_fen(params["total_amount"]), receipt_fen=_optional_fen(params.get("receipt_amount")),
             buyer_id=params.get("buyer_id") or None, buyer_open_id=params.get("buyer_open_id") or None,

@@ -52,12 +52,17 @@ def client() -> httpx.Client:
 
 
 def send(system: str, build: Callable[[], httpx.Request],
-         interpret: Callable[[httpx.Response], Answer] | None = None) -> httpx.Response | Answer:
+         interpret: Callable[[httpx.Response], Answer] | None = None,
+         idempotent: bool = True) -> httpx.Response | Answer:
     """Send the request `build()` makes, rebuilding it for each retry (fresh nonce, timestamp).
 
     Retries timeouts, connection errors, 429 and 5xx with a short exponential backoff, and
     answers that `interpret` refuses with RetryableAnswer; every other answer goes back to
     the caller (interpreted, when `interpret` is given). One retry budget for all causes.
+
+    A call that is not `idempotent` (it spends a one-time code or refresh token) is retried
+    only when it cannot have reached the upstream (connect errors) or was refused unread
+    (429): after a lost answer, a second attempt would find the code already spent.
     """
     attempts = settings.current().upstream_retries + 1
     last = ""
@@ -66,13 +71,20 @@ def send(system: str, build: Callable[[], httpx.Request],
             time.sleep(min(0.1 * 2 ** (attempt - 1), 1.0))
         try:
             response = client().send(build())
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            last = f"connection failed ({type(exc).__name__})"
+            continue
         except httpx.TimeoutException:
             last = "timed out"
+            if not idempotent:
+                break
             continue
         except httpx.TransportError as exc:
             last = f"connection failed ({type(exc).__name__})"
+            if not idempotent:
+                break
             continue
-        if response.status_code in _RETRYABLE_STATUS:
+        if response.status_code == 429 or (idempotent and response.status_code in _RETRYABLE_STATUS):
             last = f"HTTP {response.status_code}"
             continue
         if interpret is None:
@@ -81,4 +93,6 @@ def send(system: str, build: Callable[[], httpx.Request],
             return interpret(response)
         except RetryableAnswer as exc:
             last = str(exc)
-    raise UpstreamUnavailable(system, f"{last} after {attempts} attempts")
+            if not idempotent:
+                break
+    raise UpstreamUnavailable(system, f"{last} after {attempt + 1} attempts")

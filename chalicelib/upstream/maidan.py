@@ -71,9 +71,32 @@ def verify_message(key: bytes, headers: httpx.Headers | dict, body: str, now: fl
         raise MaidanSignatureError("signature does not match")
 
 
+_TRADE_NUMBER = re.compile(r"^[0-9A-Za-z_-]{6,32}$")
+
+
 def _path_id(name: str, value: str) -> str:
     if not isinstance(value, str) or not _PATH_ID.match(value):
         raise ValueError(f"{name} must be 1-64 characters of 0-9 A-Z a-z _ -, got {value!r}")
+    return value
+
+
+def _trade_number(name: str, value: str) -> str:
+    """out_trade_no / out_refund_no: 6-32 characters, as the contract (and WeChat Pay) say."""
+    if not isinstance(value, str) or not _TRADE_NUMBER.match(value):
+        raise ValueError(f"{name} must be 6-32 characters of 0-9 A-Z a-z _ -, got {value!r}")
+    return value
+
+
+def _fen(name: str, value) -> int:
+    """Money is a positive whole number of fen, sent and read as such: never a float."""
+    if type(value) is not int or value <= 0:
+        raise ValueError(f"{name} must be a positive whole number of fen, got {value!r}")
+    return value
+
+
+def _answered_fen(value) -> int:
+    if type(value) is not int:
+        raise MaidanError(200, "INVALID_ANSWER", f"an amount in the answer is not whole fen: {value!r}")
     return value
 
 
@@ -213,7 +236,7 @@ class MaidanOrder:
         """An order as 买单 answers it, in a query or in a notification's `order`."""
         return cls(order_id=data["order_id"], sp_mchid=data["sp_mchid"], sub_mchid=data["sub_mchid"],
                    out_trade_no=data["out_trade_no"], trade_state=data["trade_state"],
-                   total=int(data["amount"]["total"]), currency=data["amount"]["currency"],
+                   total=_answered_fen(data["amount"]["total"]), currency=data["amount"]["currency"],
                    payer_openid=data["payer"]["openid"], success_time=data.get("success_time"))
 
 
@@ -234,7 +257,7 @@ class MaidanRefund:
         """A refund as 买单 answers it, in a query or in a notification's `refund`."""
         return cls(refund_id=data["refund_id"], sp_mchid=data["sp_mchid"], out_trade_no=data["out_trade_no"],
                    out_refund_no=data["out_refund_no"], status=data["status"],
-                   refund=int(data["amount"]["refund"]), total=int(data["amount"]["total"]),
+                   refund=_answered_fen(data["amount"]["refund"]), total=_answered_fen(data["amount"]["total"]),
                    currency=data["amount"]["currency"], success_time=data.get("success_time"))
 
 
@@ -251,21 +274,21 @@ def create_order(*, sp_mchid: str, sub_mchid: str, appid: str, out_trade_no: str
         raise ValueError("time_expire must carry a time zone")
     data = _call("POST", "/v1/orders", {
         "sp_mchid": sp_mchid, "sub_mchid": sub_mchid, "appid": appid,
-        "out_trade_no": _path_id("out_trade_no", out_trade_no), "description": description,
-        "amount": {"total": total, "currency": currency}, "payer": {"openid": payer_openid},
+        "out_trade_no": _trade_number("out_trade_no", out_trade_no), "description": description,
+        "amount": {"total": _fen("total", total), "currency": currency}, "payer": {"openid": payer_openid},
         "notify_url": notify_url, "time_expire": time_expire.isoformat(timespec="seconds")})
     return CreatedOrder(order_id=data["order_id"], pay_params=data["pay_params"])
 
 
 def query_order(sp_mchid: str, out_trade_no: str) -> MaidanOrder:
-    data = _call("GET", f"/v1/orders/out-trade-no/{_path_id('out_trade_no', out_trade_no)}",
+    data = _call("GET", f"/v1/orders/out-trade-no/{_trade_number('out_trade_no', out_trade_no)}",
                  params={"sp_mchid": sp_mchid})
     return MaidanOrder.from_json(data)
 
 
 def close_order(sp_mchid: str, out_trade_no: str) -> None:
     """Close an unpaid order; closing a closed order again is a success."""
-    _call("POST", f"/v1/orders/out-trade-no/{_path_id('out_trade_no', out_trade_no)}/close",
+    _call("POST", f"/v1/orders/out-trade-no/{_trade_number('out_trade_no', out_trade_no)}/close",
           {"sp_mchid": sp_mchid})
 
 
@@ -277,13 +300,14 @@ def create_refund(*, sp_mchid: str, out_trade_no: str, out_refund_no: str, refun
     """
     data = _call("POST", "/v1/refunds", {
         "sp_mchid": sp_mchid, "out_trade_no": out_trade_no,
-        "out_refund_no": _path_id("out_refund_no", out_refund_no),
-        "amount": {"refund": refund, "total": total, "currency": currency}, "notify_url": notify_url})
+        "out_refund_no": _trade_number("out_refund_no", out_refund_no),
+        "amount": {"refund": _fen("refund", refund), "total": _fen("total", total), "currency": currency},
+        "notify_url": notify_url})
     return MaidanRefund.from_json(data)
 
 
 def query_refund(sp_mchid: str, out_refund_no: str) -> MaidanRefund:
-    data = _call("GET", f"/v1/refunds/{_path_id('out_refund_no', out_refund_no)}", params={"sp_mchid": sp_mchid})
+    data = _call("GET", f"/v1/refunds/{_trade_number('out_refund_no', out_refund_no)}", params={"sp_mchid": sp_mchid})
     return MaidanRefund.from_json(data)
 
 

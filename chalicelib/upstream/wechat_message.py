@@ -10,7 +10,8 @@ import httpx
 
 from chalicelib import settings
 from chalicelib.upstream import wechat_token
-from chalicelib.upstream.wechat_oauth import WechatApiError
+from chalicelib.upstream.wechat_api import ERRORS as API_ERRORS
+from chalicelib.upstream.wechat_api import WechatApiError, call_api
 
 
 class RecipientNotSubscribed(WechatApiError):
@@ -31,29 +32,31 @@ class InvalidTemplateData(WechatApiError):
 
 
 ERRORS: Mapping[int, type[WechatApiError]] = {
-    **wechat_token.ERRORS,
+    **API_ERRORS,
     43004: RecipientNotSubscribed, 40003: InvalidRecipient, 40037: InvalidTemplate, 47003: InvalidTemplateData,
 }
 
 
-def send_template(touser: str, template_id: str, data: Mapping[str, str], url: str | None = None,
-                  client_msg_id: str | None = None, app: wechat_token.AppCredentials | None = None) -> int:
+def send_template(touser: str, template_id: str, data: Mapping[str, str], *, client_msg_id: str,
+                  url: str | None = None, app: wechat_token.AppCredentials | None = None) -> int:
     """Send a template message; WeChat's msgid.
 
-    `data` maps the template's keywords to their values. `client_msg_id` makes retries safe:
-    WeChat sends one message per (touser, client_msg_id) within 10 minutes, so pass one
-    (e.g. order and clerk) whenever the same message may be sent again.
+    `data` maps the template's keywords to their values. `client_msg_id` is required because
+    a send is retried after a lost answer: WeChat sends one message per (touser,
+    client_msg_id) within 10 minutes, so one id per message (e.g. order and clerk) means a
+    retry never notifies anyone twice.
     """
     payload: dict = {"touser": touser, "template_id": template_id,
                      "data": {keyword: {"value": value} for keyword, value in data.items()}}
     if url:
         payload["url"] = url
-    if client_msg_id:
-        payload["client_msg_id"] = client_msg_id
+    if not client_msg_id:
+        raise ValueError("client_msg_id is required: one id per message makes retries safe")
+    payload["client_msg_id"] = client_msg_id
     endpoint = f"{settings.current().wechat_api_base_url}/cgi-bin/message/template/send"
 
     def send(token: str) -> int:
-        body = wechat_token.call_api(
+        body = call_api(
             lambda: httpx.Request("POST", endpoint, params={"access_token": token}, json=payload), ERRORS)
         return int(body["msgid"])
 

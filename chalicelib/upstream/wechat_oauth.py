@@ -10,18 +10,7 @@ from urllib.parse import urlencode
 import httpx
 
 from chalicelib import settings
-from chalicelib.upstream import http
-
-SYSTEM = "WeChat OAuth"
-
-
-class WechatApiError(Exception):
-    """WeChat answered with a non-zero errcode."""
-
-    def __init__(self, errcode: int, errmsg: str) -> None:
-        super().__init__(f"WeChat error {errcode}: {errmsg}")
-        self.errcode = errcode
-        self.errmsg = errmsg
+from chalicelib.upstream.wechat_api import WechatApiError, call_api
 
 
 @dataclass(frozen=True)
@@ -38,10 +27,11 @@ def authorize_url(app_id: str, redirect_uri: str, state: str) -> str:
 
 
 def exchange_code(app_id: str, app_secret: str, code: str) -> OAuthIdentity:
+    """A code works once, so a lost answer is not retried (the retry would only hear 40163)."""
     url = f"{settings.current().wechat_api_base_url}/sns/oauth2/access_token"
     params = {"appid": app_id, "secret": app_secret, "code": code, "grant_type": "authorization_code"}
-    response = http.send(SYSTEM, lambda: httpx.Request("GET", url, params=params))
-    body = response.json()
-    if body.get("errcode"):
-        raise WechatApiError(int(body["errcode"]), str(body.get("errmsg", "")))
+    body = call_api(lambda: httpx.Request("GET", url, params=params), idempotent=False)
+    if body.get("is_snapshotuser") == 1:
+        raise WechatApiError(0, "a snapshot (virtual) user opened the page in the moments preview; "
+                                "it has no real openid")
     return OAuthIdentity(app_id=app_id, openid=body["openid"], unionid=body.get("unionid"))

@@ -273,6 +273,12 @@ def _call(merchant: WechatPayMerchant, method: str, path: str, query: dict | Non
         return httpx.Request(method, url, content=body, headers=headers)
 
     response = http.send(SYSTEM, build)
+    if response.status_code >= 400 and "Wechatpay-Signature" not in response.headers:
+        # WeChat Pay's gateway may refuse a request (bad signature, unknown mchid) without
+        # signing its answer: report the status only and believe nothing in the body.
+        unverified = WechatPayAuthError if response.status_code == 401 else WechatPayError
+        raise unverified(response.status_code, "UNVERIFIED",
+                         "unsigned error answer; check the merchant settings (mch id, serial, private key)")
     verify_signed_message(merchant, response.headers, response.content)
     data = response.json() if response.content else None
     if response.status_code >= 400 or (isinstance(data, dict) and response.status_code == 202 and "code" in data):
