@@ -5,7 +5,7 @@ in-process with `httpx.WSGITransport(app=create_app(SandboxConfig(in_process=Tru
 """
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, current_app, g, request
 
 from sandbox import alipay, control, maidan, phone, wechat, wechatpay
 from sandbox.world import SandboxConfig, World
@@ -27,7 +27,33 @@ def create_app(config: SandboxConfig | None = None) -> Flask:
     app.register_blueprint(maidan.blueprint, url_prefix=PREFIXES["maidan"])
     app.register_blueprint(phone.blueprint)
     app.register_blueprint(control.blueprint)
+    app.before_request(_note_lost_answer)
+    app.after_request(_lose_answer)
     return app
+
+
+def _system_of(path: str) -> str | None:
+    names = {"wechat_api": "wechat", "wechat_open": "wechat"}
+    for name, prefix in PREFIXES.items():
+        if path.startswith(prefix + "/"):
+            return names.get(name, name)
+    return None
+
+
+def _note_lost_answer() -> None:
+    system = _system_of(request.path)
+    g.lose_answer = system is not None and _world().faults.lose_answer(system, request.headers)
+
+
+def _lose_answer(response):
+    """The view has done its work; now the answer goes missing on the way back."""
+    if g.get("lose_answer"):
+        _world().faults.time_out()
+    return response
+
+
+def _world() -> World:
+    return current_app.config["WORLD"]
 
 
 def base_urls(root: str) -> dict[str, str]:

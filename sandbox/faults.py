@@ -12,7 +12,11 @@ import time
 import httpx
 
 HEADER = "X-Sandbox-Fault"
-FAULTS = {"SYSTEM_ERROR", "RATE_LIMITED", "TIMEOUT", "PAYER_ERROR", "USER_PAYING", "NOT_ENOUGH", "SIGN_ERROR"}
+LOST_ANSWER = "LOST_ANSWER"
+"""The upstream did the work, but its answer never arrived: handled for every system at once
+(sandbox/app.py), since the request itself is served normally."""
+FAULTS = {"SYSTEM_ERROR", "RATE_LIMITED", "TIMEOUT", "PAYER_ERROR", "USER_PAYING", "NOT_ENOUGH", "SIGN_ERROR",
+          LOST_ANSWER}
 
 
 class Faults:
@@ -29,13 +33,27 @@ class Faults:
             self.armed.setdefault(system, []).extend([fault] * times)
 
     def take(self, system: str, headers) -> str | None:
-        """The fault for this call: the header's, else the next armed one, else None."""
+        """The fault for this call: the header's, else the next armed one, else None.
+        A lost answer is not the system's to play, so it is never handed out here."""
         requested = headers.get(HEADER)
         if requested:
-            return requested if requested in FAULTS else None
+            return requested if requested in FAULTS - {LOST_ANSWER} else None
         with self.lock:
             queue = self.armed.get(system)
-            return queue.pop(0) if queue else None
+            if queue and queue[0] != LOST_ANSWER:
+                return queue.pop(0)
+            return None
+
+    def lose_answer(self, system: str, headers) -> bool:
+        """Whether this call's answer is to be lost after the work is done."""
+        if headers.get(HEADER) == LOST_ANSWER:
+            return True
+        with self.lock:
+            queue = self.armed.get(system)
+            if queue and queue[0] == LOST_ANSWER:
+                queue.pop(0)
+                return True
+            return False
 
     def time_out(self) -> None:
         """Never answer in time. In-process the client's transport times out at once

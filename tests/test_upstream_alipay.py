@@ -808,3 +808,30 @@ def test_an_isv_app_can_be_registered_over_http_with_its_own_public_key(sandbox)
     body = answer.json()
     assert answer.status_code == 201 and body["app_id"].startswith("2021") and body["app_private_key_pem"] is None
     assert "BEGIN PUBLIC KEY" in body["alipay_public_key_pem"]
+
+
+# --- A lost answer (the work was done, the answer never arrived) ---------------------------
+
+def test_a_refund_whose_answer_was_lost_moves_money_once(sandbox, isv, token, buyer_id, wire):
+    created = _create(isv, token, buyer_id, total_fen=1000)
+    _pay(created.trade_no)
+    sandbox.faults.arm("alipay", "LOST_ANSWER")
+
+    refund = alipay.refund_trade(isv, app_auth_token=token, refund_fen=400, out_request_no="RF1",
+                                 out_trade_no=created.out_trade_no)
+
+    assert len([r for r in wire.requests if b"alipay.trade.refund" in r.url.query]) == 2
+    assert refund.refunded_total_fen == 400 and refund.fund_change is False
+    assert sandbox_alipay.state_of(sandbox).trade(created.trade_no).refunds["RF1"][0] == 400
+
+
+def test_a_one_time_code_whose_answer_was_lost_is_not_sent_again(isv, world_alipay, sandbox, wire):
+    merchant = list(world_alipay.merchants)[0]
+    url = alipay.app_authorization_url(isv.app_id, "http://h5.test/alipay/authorized", state="s1")
+    code = parse_qs(urlsplit(http.client().get(f"{url}&merchant={merchant}").headers["location"]).query)
+    sandbox.faults.arm("alipay", "LOST_ANSWER")
+
+    with pytest.raises(http.UpstreamUnavailable, match="after 1 attempts"):
+        alipay.exchange_app_auth_code(isv, code["app_auth_code"][0])
+
+    assert len([r for r in wire.requests if b"alipay.open.auth.token.app" in r.url.query]) == 1

@@ -518,3 +518,14 @@ def test_a_notification_body_altered_in_transit_is_refused(sandbox, controls, de
 
     with pytest.raises(MaidanSignatureError, match="does not match"):
         maidan.verify_notification({k.lower(): v for k, v in headers.items()}, body.replace(b"1230", b"1"))
+
+
+def test_a_refund_whose_answer_was_lost_is_retried_into_the_same_single_refund(sandbox, controls, wire):
+    _paid_order(sandbox, controls)
+    sandbox.faults.arm("maidan", "LOST_ANSWER")
+
+    refund = maidan.create_refund(sp_mchid=_sp_mchid(sandbox), out_trade_no="CP01A0001", out_refund_no="RF0001",
+                                  refund=230, total=1230, notify_url=NOTIFY_URL)
+
+    assert wire.count("/v1/refunds") == 2 and refund.refund == 230
+    assert len(sandbox.component("maidan_ledger", None).refunds) == 1

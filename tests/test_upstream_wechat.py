@@ -271,3 +271,13 @@ def test_an_unmapped_errcode_is_still_a_wechat_api_error():
     with pytest.raises(WechatApiError) as refused:
         call_api(unknown)
     assert refused.value.errcode == 41001
+
+
+def test_a_message_whose_answer_was_lost_is_sent_once(sandbox, wire):
+    wechat_token.access_token()
+    sandbox.faults.arm("wechat", "LOST_ANSWER")
+
+    wechat_message.send_template(_openid(sandbox), TEMPLATE, DATA, client_msg_id="order-9:clerk-1")
+
+    assert wire.count("/cgi-bin/message/template/send") == 2
+    assert len(sent_messages(sandbox)) == 1

@@ -727,3 +727,18 @@ def test_sandbox_credentials_can_be_created_and_read_back_over_http(sandbox):
     assert created == read_back
     assert len(created["api_v3_key"]) == 32 and created["platform_public_key_id"].startswith("PUB_KEY_ID_")
     assert "BEGIN PRIVATE KEY" in created["private_key_pem"] and len(created["serial_no"]) == 40
+
+
+# --- A lost answer (the work was done, the answer never arrived) ---------------------------
+
+def test_a_refund_whose_answer_was_lost_is_retried_into_the_same_single_refund(sandbox, merchant, wire):
+    place_order(merchant, total=1000)
+    sandbox_pay("CP20240601000001")
+    sandbox.faults.arm("wechatpay", "LOST_ANSWER")
+
+    refund = wp.create_refund(merchant, sub_mchid=SUB_MCHID, out_trade_no="CP20240601000001", out_refund_no="RF1",
+                              refund=400, total=1000, notify_url=NOTIFY_URL)
+
+    assert wire.count("/v3/refund/domestic/refunds") == 2
+    assert refund.refund == 400 and len(state_of(sandbox).refunds) == 1
+    assert wp.query_refund(merchant, SUB_MCHID, "RF1").refund_id == refund.refund_id
