@@ -13,7 +13,8 @@ from urllib.parse import parse_qs
 
 from chalice import AuthResponse, Chalice, Rate, Response
 
-from chalicelib import accounts, audit, binding, h5, idempotency, pagination, provider_checks, providers, qr, qrcodes
+from chalicelib import (accounts, assistant_binding, audit, binding, h5, idempotency, pagination, provider_checks,
+                        provider_sync, providers, qr, qrcodes)
 from chalicelib.errors import ApiError, InternalError, InvalidField, Unauthenticated, WechatBindingRequired
 from chalicelib.log import logger
 from chalicelib.web import render, static_text
@@ -206,16 +207,16 @@ def refresh_wechat_binding_code(caller, code_id):
     return 201, binding.code_view(binding.refresh_code(caller.account_id, code_id))
 
 
-@console("/v1/wechat-binding-codes/{code_id}/image.png", gated=False)
-def wechat_binding_code_png(caller, code_id):
-    code = binding.own_code(caller.account_id, code_id)
+@console("/v1/qr-codes/{code_id}/image.png", gated=False)
+def qr_code_png(caller, code_id):
+    code = qrcodes.own(caller.account_id, code_id)
     return Response(body=qr.png(qrcodes.url_for(code.code_id)),
                     headers={"Content-Type": "image/png", "Cache-Control": "private, max-age=300"})
 
 
-@console("/v1/wechat-binding-codes/{code_id}/image.svg", gated=False)
-def wechat_binding_code_svg(caller, code_id):
-    code = binding.own_code(caller.account_id, code_id)
+@console("/v1/qr-codes/{code_id}/image.svg", gated=False)
+def qr_code_svg(caller, code_id):
+    code = qrcodes.own(caller.account_id, code_id)
     return Response(body=qr.svg(qrcodes.url_for(code.code_id)),
                     headers={"Content-Type": "image/svg+xml", "Cache-Control": "private, max-age=300"})
 
@@ -258,6 +259,29 @@ def update_provider(caller, sp_mchid):
 @console("/v1/providers/{sp_mchid}/configuration-checks", methods=("POST",))
 def check_provider_configuration(caller, sp_mchid):
     return 200, provider_checks.check_configuration(providers.get(caller.account_id, sp_mchid))
+
+
+@console("/v1/provider-sync-codes", methods=("POST",))
+def create_provider_sync_code(caller):
+    return 201, provider_sync.code_view(provider_sync.issue_code(caller.account_id))
+
+
+@console("/v1/provider-sync-codes/{code_id}")
+def get_provider_sync_code(caller, code_id):
+    return 200, provider_sync.code_view(qrcodes.own(caller.account_id, code_id, provider_sync.KIND))
+
+
+@console("/v1/providers/{sp_mchid}/maidan-assistant-binding", methods=("POST",))
+def bind_provider_to_maidan_assistant(caller, sp_mchid):
+    outcome, view = assistant_binding.bind(caller.account_id, sp_mchid)
+    if outcome == "code":
+        return 202, {"object": "maidan_assistant_binding", "outcome": "scan_code", "code": view}
+    return 200, {"object": "maidan_assistant_binding", "outcome": "bound", "provider": view}
+
+
+@console("/v1/maidan-assistant-binding-codes/{code_id}")
+def get_maidan_assistant_binding_code(caller, code_id):
+    return 200, assistant_binding.code_view(qrcodes.own(caller.account_id, code_id, assistant_binding.KIND))
 
 
 @console("/v1/audit-log")

@@ -4,8 +4,6 @@ the last unbound.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
 from chalicelib import maidan_admins, pagination, qrcodes, settings
@@ -25,11 +23,7 @@ def issue_code(account_id: str) -> QrCode:
 
 
 def own_code(account_id: str, code_id: str) -> QrCode:
-    """The account's binding code; a foreign or unknown id answers the same not-found."""
-    code = qrcodes.find(code_id)
-    if code is None or code.kind != KIND or code.account_id != account_id:
-        raise NotFound("no such binding code", param="code_id")
-    return code
+    return qrcodes.own(account_id, code_id, KIND)
 
 
 def refresh_code(account_id: str, code_id: str) -> QrCode:
@@ -39,31 +33,10 @@ def refresh_code(account_id: str, code_id: str) -> QrCode:
     return new
 
 
-def console_state(code: QrCode) -> str:
-    state = qrcodes.effective_state(code)
-    return "bound" if state == qrcodes.USED else state
-
-
 def code_view(code: QrCode) -> dict:
-    base = f"/v1/wechat-binding-codes/{code.code_id}"
-    return {"id": code.code_id, "object": "wechat_binding_code", "state": console_state(code),
-            "url": qrcodes.url_for(code.code_id), "created_at": code.created_at,
-            "expires_at": code.expires_at, "scanned_at": code.scanned_at, "bound_at": code.used_at,
-            "replaced_by": code.replaced_by,
-            "images": {"png": f"{base}/image.png", "svg": f"{base}/image.svg"}}
-
-
-@dataclass(frozen=True)
-class ScanResult:
-    code: QrCode
-    providers: tuple
-
-
-def scan(code: QrCode, identity: WechatIdentity) -> ScanResult:
-    """The scanner opened a usable code: it must be a 买单 admin to be asked to confirm."""
-    lookup = maidan_admins.require_admin(identity)
-    qrcodes.mark_scanned(code, identity.openid)
-    return ScanResult(code, lookup.providers)
+    view = qrcodes.console_view(code, "wechat_binding_code", "bound")
+    view["bound_at"] = view.pop("used_at")
+    return view
 
 
 def _binding(account_id: str, openid: str) -> WechatBinding | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
-from chalicelib import binding, qrcodes, settings, signed_tokens
+from chalicelib import assistant_binding, binding, maidan_admins, provider_sync, qrcodes, settings, signed_tokens
 from chalicelib.h5_identity import WechatIdentity, cookie_header, from_cookie_header
 from chalicelib.log import logger
 from chalicelib.maidan_admins import AssistantNotOpened, NoUnionId, NotMaidanAdmin
@@ -94,6 +94,9 @@ def _guarded(action) -> PageResponse:
         return code_error_page(exc.reason)
     except NotMaidanAdmin:
         return not_admin_page()
+    except assistant_binding.AdminMismatch:
+        return _page(403, "maidan-admin-mismatch", "您不是该服务商的管理员",
+                     "当前微信号不是这个服务商在微信买单服务商助手中的管理员，请使用该服务商管理员的微信扫码。")
     except AssistantNotOpened:
         return not_opened_page()
     except NoUnionId:
@@ -107,17 +110,56 @@ def _guarded(action) -> PageResponse:
         return upstream_page("微信买单")
 
 
-def _binding_confirm_page(code, identity: WechatIdentity) -> PageResponse:
-    code_id = code.code_id
-    result = binding.scan(code, identity)
-    account = Account.get(result.code.account_id)
-    csrf = signed_tokens.sign(_CONFIRM_PURPOSE, {"c": code_id, "o": identity.openid}, ttl_seconds=600)
-    html = render("binding_confirm.html", title="确认绑定", code_id=code_id, csrf=csrf,
-                  account_name=account.display_name, providers=result.providers)
+def _confirm_page(code, identity: WechatIdentity, lookup, **text) -> PageResponse:
+    account = Account.get(code.account_id)
+    csrf = signed_tokens.sign(_CONFIRM_PURPOSE, {"c": code.code_id, "o": identity.openid}, ttl_seconds=600)
+    html = render("confirm.html", code_id=code.code_id, csrf=csrf, providers=lookup.providers,
+                  **{key: value.format(account=account.display_name, target=code.target) for key, value in text.items()})
     return PageResponse(200, html, {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"})
 
 
-_CONFIRM_PAGES = {binding.KIND: _binding_confirm_page}
+def _binding_confirm_page(code, identity: WechatIdentity) -> PageResponse:
+    return _confirm_page(code, identity, maidan_admins.scan(code, identity), page_id="binding-confirm",
+                         title="绑定微信号到云支付控制台", button="确认绑定",
+                         lead="确认后，当前微信号将绑定到控制台账号 {account}，可用于登录确认和同步服务商。",
+                         providers_caption="您在微信买单服务商助手中管理的服务商：")
+
+
+def _sync_confirm_page(code, identity: WechatIdentity) -> PageResponse:
+    return _confirm_page(code, identity, maidan_admins.scan(code, identity), page_id="provider-sync-confirm",
+                         title="同步服务商到云支付", button="确认同步",
+                         lead="确认后，以下服务商将同步到控制台账号 {account}（已有的会更新，不会重复）。",
+                         providers_caption="将要同步的服务商：")
+
+
+def _assistant_confirm_page(code, identity: WechatIdentity) -> PageResponse:
+    return _confirm_page(code, identity, assistant_binding.scan(code, identity), page_id="assistant-bind-confirm",
+                         title="绑定微信买单服务商助手", button="确认绑定",
+                         lead="确认后，服务商 {target} 将绑定到微信买单服务商助手（控制台账号 {account}）。",
+                         providers_caption="您管理的服务商：")
+
+
+def _bind(code_id: str, identity: WechatIdentity) -> PageResponse:
+    binding.confirm(code_id, identity)
+    logger.info("wechat bound", extra={"code_id": code_id})
+    return _page(200, "binding-done", "绑定成功", "微信号已绑定到云支付控制台账号，请回到电脑上继续操作。", tone="ok")
+
+
+def _sync(code_id: str, identity: WechatIdentity) -> PageResponse:
+    result = provider_sync.confirm(code_id, identity)
+    message = (f"新增 {result['created']} 个、更新 {result['updated']} 个、无变化 {result['unchanged']} 个服务商。"
+               + (f"{result['elsewhere']} 个服务商属于其他控制台账号，未同步。" if result["elsewhere"] else ""))
+    return _page(200, "provider-sync-done", "同步完成", message, tone="ok")
+
+
+def _assistant_bind(code_id: str, identity: WechatIdentity) -> PageResponse:
+    result = assistant_binding.confirm(code_id, identity)
+    return _page(200, "assistant-bind-done", "绑定成功", f"服务商 {result['sp_mchid']} 已绑定微信买单服务商助手。", tone="ok")
+
+
+_CONFIRM_PAGES = {binding.KIND: _binding_confirm_page, provider_sync.KIND: _sync_confirm_page,
+                  assistant_binding.KIND: _assistant_confirm_page}
+_CONFIRMERS = {binding.KIND: _bind, provider_sync.KIND: _sync, assistant_binding.KIND: _assistant_bind}
 
 
 def scan(code_id: str, cookie: str | None) -> PageResponse:
@@ -137,6 +179,10 @@ def scan(code_id: str, cookie: str | None) -> PageResponse:
 
 def confirm(code_id: str, cookie: str | None, form: dict) -> PageResponse:
     """H2: the admin pressed confirm; the CSRF token ties the form to this code and WeChat."""
+    code = qrcodes.find(code_id)
+    confirmer = _CONFIRMERS.get(code.kind) if code else None
+    if confirmer is None:
+        return code_error_page("unknown")
     identity = _identity(cookie)
     if identity is None:
         return _login(f"/h5/q/{quote(code_id)}")
@@ -146,13 +192,7 @@ def confirm(code_id: str, cookie: str | None, form: dict) -> PageResponse:
         token = {}
     if token.get("c") != code_id or token.get("o") != identity.openid:
         return _page(403, "confirm-stale", "页面已过期", "确认页面已过期或不是由您打开的，请重新扫码。")
-
-    def bind() -> PageResponse:
-        binding.confirm(code_id, identity)
-        logger.info("wechat bound", extra={"code_id": code_id})
-        return _page(200, "binding-done", "绑定成功", "微信号已绑定到云支付控制台账号，请回到电脑上继续操作。", tone="ok")
-
-    return _guarded(bind)
+    return _guarded(lambda: confirmer(code_id, identity))
 
 
 def oauth_callback(query: dict) -> PageResponse:

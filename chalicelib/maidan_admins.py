@@ -5,6 +5,7 @@ assistant binding): each raises the same two errors, which the H5 pages explain.
 """
 from __future__ import annotations
 
+from chalicelib import qrcodes
 from chalicelib.h5_identity import WechatIdentity
 from chalicelib.upstream import maidan
 
@@ -19,6 +20,14 @@ class NotMaidanAdmin(Exception):
 
 class NoUnionId(Exception):
     """WeChat gave no unionid: the official account is not linked to the open platform."""
+
+
+def scan(code, identity: WechatIdentity) -> maidan.AdminLookup:
+    """The scanner opened a usable admin-only code: it must be a 买单 admin to be asked to
+    confirm; the console then sees the code as scanned."""
+    lookup = require_admin(identity)
+    qrcodes.mark_scanned(code, identity.openid)
+    return lookup
 
 
 def require_admin(identity: WechatIdentity) -> maidan.AdminLookup:

@@ -15,9 +15,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pynamodb.exceptions import DoesNotExist, PutError
 
+from pynamodb.exceptions import TransactWriteError
+
 from chalicelib import audit, pagination, secrets
 from chalicelib.errors import Conflict, InvalidField, NotFound
-from chalicelib.models.base import condition_failed, now
+from chalicelib.models.accounts import UniqueClaim
+from chalicelib.models.base import condition_failed, now, transaction
 from chalicelib.models.providers import Provider
 
 PROVIDERS_LIST = "providers"
@@ -217,15 +220,69 @@ def create(account_id: str, actor: str, body: dict) -> Provider:
     at = now()
     provider = Provider(account_id=account_id, sp_mchid=sp_mchid, source="manual", created_at=at, updated_at=at)
     changes = _apply(provider, body, actor, creating=True)
-    try:
-        provider.save(condition=Provider.sp_mchid.does_not_exist())
-    except PutError as exc:
-        if condition_failed(exc):
-            raise Conflict("this account already has a provider with this sp_mchid", param="sp_mchid",
-                           code="provider_exists") from None
-        raise
+    if not _save_new(provider):
+        raise Conflict("a provider with this sp_mchid already exists", param="sp_mchid",
+                       code="provider_exists")
     audit.record(account_id, actor, f"provider#{sp_mchid}", "provider.created", changes)
     return provider
+
+
+def _claim(sp_mchid: str) -> str:
+    return f"sp_mchid#{sp_mchid}"
+
+
+def _save_new(provider: Provider) -> bool:
+    """Save a new provider and claim its sp_mchid for its account, together: one WeChat Pay
+    service provider belongs to one console account. False when it is taken."""
+    claim = UniqueClaim(claim=_claim(provider.sp_mchid), owner_id=provider.account_id, created_at=provider.created_at)
+    try:
+        with transaction() as tx:
+            tx.save(claim, condition=UniqueClaim.claim.does_not_exist())
+            tx.save(provider, condition=Provider.sp_mchid.does_not_exist())
+    except TransactWriteError as exc:
+        if condition_failed(exc):
+            return False
+        raise
+    provider.version = 1
+    return True
+
+
+def upsert_from_maidan(account_id: str, actor: str, sp_mchid: str, name: str) -> str:
+    """C3.2: create or update one provider as 买单 knows it, under this account only.
+
+    Returns created, updated, unchanged, or elsewhere (another account holds the sp_mchid:
+    reported, never moved). Safe to repeat: a second sync of the same data changes nothing.
+    """
+    for _ in range(3):
+        try:
+            provider = Provider.get(account_id, sp_mchid)
+        except DoesNotExist:
+            at = now()
+            provider = Provider(account_id=account_id, sp_mchid=sp_mchid, name=name, source="maidan",
+                                created_at=at, updated_at=at)
+            if _save_new(provider):
+                audit.record(account_id, actor, f"provider#{sp_mchid}", "provider.synced",
+                             {"name": {"from": None, "to": name}})
+                return "created"
+            try:
+                if UniqueClaim.get(_claim(sp_mchid)).owner_id != account_id:
+                    return "elsewhere"
+            except DoesNotExist:
+                pass
+            continue
+        if provider.name == name:
+            return "unchanged"
+        before = provider.name
+        provider.name, provider.updated_at = name, now()
+        try:
+            provider.save()
+        except PutError as exc:
+            if condition_failed(exc):
+                continue
+            raise
+        audit.record(account_id, actor, f"provider#{sp_mchid}", "provider.synced", {"name": {"from": before, "to": name}})
+        return "updated"
+    raise Conflict("the provider kept changing during the sync; sync again", code="sync_race")
 
 
 def update(account_id: str, actor: str, sp_mchid: str, body: dict) -> Provider:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pynamodb.exceptions import DoesNotExist, UpdateError
 
 from chalicelib import settings
+from chalicelib.errors import NotFound
 from chalicelib.models.base import condition_failed, now
 from chalicelib.models.qrcodes import QrCode
 
@@ -35,12 +36,12 @@ def _shard(code_id: str) -> str:
     return f"live#{zlib.crc32(code_id.encode()) % settings.current().qr_expiry_shards}"
 
 
-def issue(kind: str, account_id: str, ttl_seconds: int) -> QrCode:
+def issue(kind: str, account_id: str, ttl_seconds: int, target: str | None = None) -> QrCode:
     at = now()
     code_id = secrets.token_urlsafe(18)
     expires_at = at + ttl_seconds
     code = QrCode(code_id=code_id, kind=kind, state=PENDING, account_id=account_id, created_at=at,
-                  expires_at=expires_at, expiry_shard=_shard(code_id),
+                  expires_at=expires_at, expiry_shard=_shard(code_id), target=target,
                   purge_at=expires_at + settings.current().qr_purge_after_seconds)
     code.save(condition=QrCode.code_id.does_not_exist())
     return code
@@ -58,6 +59,19 @@ def find(code_id: str) -> QrCode | None:
         return QrCode.get(code_id)
     except DoesNotExist:
         return None
+
+
+def own(account_id: str, code_id: str, kind: str | None = None) -> QrCode:
+    """A code the account issued; a foreign or unknown id answers the same not-found."""
+    code = find(code_id)
+    if code is None or code.account_id != account_id or (kind is not None and code.kind != kind):
+        raise NotFound("no such code", param="code_id")
+    return code
+
+
+def images(code_id: str) -> dict[str, str]:
+    """Where the console fetches a code's QR image (any kind; the account must own it)."""
+    return {"png": f"/v1/qr-codes/{code_id}/image.png", "svg": f"/v1/qr-codes/{code_id}/image.svg"}
 
 
 def usable(code_id: str, kind: str | None = None) -> QrCode:
@@ -87,6 +101,35 @@ def mark_scanned(code: QrCode, scanner: str) -> None:
     except UpdateError as exc:
         if not condition_failed(exc):
             raise
+
+
+def console_view(code: QrCode, object_name: str, used_state: str) -> dict:
+    """What the console polls: the code's state in the words of its kind (`used_state` for
+    a used code), where it points, its images, and what confirming it did."""
+    state = effective_state(code)
+    return {"id": code.code_id, "object": object_name, "state": used_state if state == USED else state,
+            "url": url_for(code.code_id), "created_at": code.created_at, "expires_at": code.expires_at,
+            "scanned_at": code.scanned_at, "used_at": code.used_at, "replaced_by": code.replaced_by,
+            "target": code.target, "result": code.result.as_dict() if code.result else None,
+            "images": images(code.code_id)}
+
+
+def consume(code_id: str, kind: str, user: str) -> QrCode:
+    """Use a live code, once: the conditional write makes a second confirm fail with the
+    reason the code can no longer be used."""
+    at = now()
+    try:
+        QrCode(code_id).update(actions=use_actions(user, at), condition=use_condition(kind, at))
+    except UpdateError as exc:
+        if not condition_failed(exc):
+            raise
+        usable(code_id, kind)
+        raise CodeUnusable("used") from None
+    return find(code_id)
+
+
+def record_result(code_id: str, result: dict) -> None:
+    QrCode(code_id).update(actions=[QrCode.result.set(result)])
 
 
 def use_actions(user: str, at: int) -> list:

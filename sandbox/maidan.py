@@ -6,7 +6,9 @@ and delivers notifications on WeChat Pay's retry schedule. Sub-merchants are gen
 the world (never stored); orders and refunds live in the world's "maidan_ledger".
 
 `controls` (under /maidan/sandbox) are the sandbox's own levers, outside the signed API:
-the payer paying, forged and duplicate notifications, a mch id opening 买单.
+the payer paying, forged and duplicate notifications, a mch id opening 买单. The payer can
+also pay with the sandbox phone's WeChat wallet: sandbox/wechatpay.py hands the pay requests
+of 买单 orders (`owns_pay_request`) to `wallet_checkout` and `pay_by_wallet` here.
 """
 from __future__ import annotations
 
@@ -34,6 +36,10 @@ _CHINA = timezone(timedelta(hours=8))
 DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 50, 100
 REFUND_SETTLE_SECONDS = 3
 """A refund stays PROCESSING this long (world clock), then succeeds and is notified."""
+PREPAY_ID_PREFIX = "md"
+"""Every 买单 prepay id starts so (WeChat Pay's start with "wx"): the wallet tells by it
+which system issued a getBrandWCPayRequest."""
+PAY_SIGN_TYPE = "HMAC-SHA256"
 
 
 def world():
@@ -227,17 +233,24 @@ class Ledger:
     refunds: dict = field(default_factory=dict)  # (sp_mchid, out_refund_no) -> Refund
 
 
-def ledger() -> Ledger:
-    return world().component("maidan_ledger", lambda _world: Ledger())
+def ledger(the_world) -> Ledger:
+    """Takes the world explicitly: the wallet reaches it from WeChat Pay's routes."""
+    return the_world.component("maidan_ledger", lambda _world: Ledger())
+
+
+def _pay_sign(the_world, params: dict) -> str:
+    """HMAC-SHA256 with the api key over appId, timeStamp, nonceStr and package, each
+    followed by a newline: how 买单 signs pay params, and so how the wallet checks them."""
+    return _mac(the_world.config.maidan_api_key,
+                "".join(f"{params.get(name, '')}\n" for name in ("appId", "timeStamp", "nonceStr", "package")))
 
 
 def _pay_params(order: Order) -> dict:
     """What WeixinJSBridge getBrandWCPayRequest takes; the sandbox signs it with its own key."""
     params = {"appId": order.request["appid"], "timeStamp": str(int(world().clock.now())),
               "nonceStr": secrets.token_hex(16), "package": f"prepay_id={order.prepay_id}",
-              "signType": "HMAC-SHA256"}
-    signed_text = "".join(f"{params[name]}\n" for name in ("appId", "timeStamp", "nonceStr", "package"))
-    params["paySign"] = _mac(world().config.maidan_api_key, signed_text)
+              "signType": PAY_SIGN_TYPE}
+    params["paySign"] = _pay_sign(world(), params)
     return params
 
 
@@ -289,12 +302,12 @@ def create_order():
     now = world().clock.now()
     with world().lock:
         key = (sp_mchid, body["out_trade_no"])
-        order = ledger().orders.get(key)
+        order = ledger(world()).orders.get(key)
         if order is None:
             order = Order(order_id=f"42{int(now)}{secrets.randbelow(10 ** 8):08d}",
-                          prepay_id=f"md{secrets.token_hex(14)}", request=body,
+                          prepay_id=f"{PREPAY_ID_PREFIX}{secrets.token_hex(14)}", request=body,
                           time_expire=datetime.fromisoformat(body["time_expire"]).timestamp(), create_time=now)
-            ledger().orders[key] = order
+            ledger(world()).orders[key] = order
         elif order.trade_state == "CLOSED":
             return error(400, "ORDER_CLOSED", "the order with this out_trade_no is closed")
         elif order.trade_state == "SUCCESS":
@@ -307,7 +320,7 @@ def create_order():
 def _order_or_error(sp_mchid: str | None, out_trade_no: str):
     if not sp_mchid:
         return None, _param_error("sp_mchid is required")
-    order = ledger().orders.get((sp_mchid, out_trade_no))
+    order = ledger(world()).orders.get((sp_mchid, out_trade_no))
     if order is None:
         return None, error(404, "ORDER_NOT_EXIST", f"no order {out_trade_no} for {sp_mchid}")
     return order, None
@@ -350,7 +363,7 @@ def create_refund():
     now = world().clock.now()
     with world().lock:
         key = (body["sp_mchid"], body["out_refund_no"])
-        existing = ledger().refunds.get(key)
+        existing = ledger(world()).refunds.get(key)
         if existing is not None:
             if existing.request != body:
                 return _param_error("out_refund_no was already used with different parameters")
@@ -365,9 +378,9 @@ def create_refund():
             return error(403, "NOT_ENOUGH", "the refund exceeds what is left to refund")
         refund = Refund(refund_id=f"50{int(now)}{secrets.randbelow(10 ** 8):08d}", request=body,
                         create_time=now, settle_at=now + REFUND_SETTLE_SECONDS)
-        ledger().refunds[key] = refund
+        ledger(world()).refunds[key] = refund
         order.refunded += amount["refund"]
-    _notify(body["notify_url"], "REFUND.SUCCESS", "refund", refund.to_json(refund.settle_at), at=refund.settle_at)
+    _notify(world(), body["notify_url"], "REFUND.SUCCESS", "refund", refund.to_json(refund.settle_at), at=refund.settle_at)
     return signed(200, refund.to_json(now))
 
 
@@ -376,7 +389,7 @@ def query_refund(out_refund_no: str):
     sp_mchid = request.args.get("sp_mchid")
     if not sp_mchid:
         return _param_error("sp_mchid is required")
-    refund = ledger().refunds.get((sp_mchid, out_refund_no))
+    refund = ledger(world()).refunds.get((sp_mchid, out_refund_no))
     if refund is None:
         return error(404, "ORDER_NOT_EXIST", f"no refund {out_refund_no} for {sp_mchid}")
     return signed(200, refund.to_json(world().clock.now()))
@@ -385,15 +398,15 @@ def query_refund(out_refund_no: str):
 # --- Notifications ----------------------------------------------------------------------
 
 
-def _event(event_type: str, key: str, resource: dict) -> dict:
-    return {"id": f"EV{secrets.token_hex(12)}", "create_time": _rfc3339(world().clock.now()),
+def _event(the_world, event_type: str, key: str, resource: dict) -> dict:
+    return {"id": f"EV{secrets.token_hex(12)}", "create_time": _rfc3339(the_world.clock.now()),
             "event_type": event_type, key: resource}
 
 
-def _notify(url: str, event_type: str, key: str, resource: dict, at: float | None = None):
+def _notify(the_world, url: str, event_type: str, key: str, resource: dict, at: float | None = None):
     """Queue a notification, first sent at `at` (default now): the event is fixed now, its
     signature is fresh on every attempt."""
-    the_world, body = world(), _dumps(_event(event_type, key, resource))
+    body = _dumps(_event(the_world, event_type, key, resource))
 
     def build() -> tuple[dict, bytes]:
         return {**_signature_headers(the_world, body), "Content-Type": "application/json"}, body.encode()
@@ -412,8 +425,28 @@ def _notify(url: str, event_type: str, key: str, resource: dict, at: float | Non
 def _find_order(out_trade_no: str) -> Order | None:
     """By out_trade_no, narrowed by ?sp_mchid= when given (the wallet may know only the former)."""
     sp_mchid = request.args.get("sp_mchid")
-    return next((order for (sp, trade_no), order in ledger().orders.items()
+    return next((order for (sp, trade_no), order in ledger(world()).orders.items()
                  if trade_no == out_trade_no and sp_mchid in (None, sp)), None)
+
+
+class PaymentRefused(Exception):
+    """The payer cannot pay: the order is not NOTPAY or has expired, or (wallet) the pay
+    request is not one 买单 issued. The message says which."""
+
+
+def _pay(the_world, order: Order, outcome: str):
+    """The payer's attempt, by the control below or the wallet alike: SUCCESS queues a
+    TRANSACTION.SUCCESS notification (returned), PAYERROR is final and notifies nothing."""
+    with the_world.lock:
+        now = the_world.clock.now()
+        if order.trade_state != "NOTPAY" or now > order.time_expire:
+            raise PaymentRefused(f"the order is {order.trade_state}"
+                                 f"{' and expired' if now > order.time_expire else ''}; it cannot be paid")
+        order.trade_state = outcome
+        order.success_time = now if outcome == "SUCCESS" else None
+    if outcome != "SUCCESS":
+        return None
+    return _notify(the_world, order.request["notify_url"], "TRANSACTION.SUCCESS", "order", order.to_json())
 
 
 @controls.post("/orders/<out_trade_no>/pay")
@@ -425,18 +458,56 @@ def pay_order(out_trade_no: str):
     order = _find_order(out_trade_no)
     if order is None:
         return jsonify({"error": f"no order {out_trade_no}"}), 404
-    now = world().clock.now()
-    with world().lock:
-        if order.trade_state != "NOTPAY" or now > order.time_expire:
-            return jsonify({"error": f"the order is {order.trade_state}"
-                                     f"{' and expired' if now > order.time_expire else ''}; it cannot be paid"}), 409
-        order.trade_state = outcome
-        order.success_time = now if outcome == "SUCCESS" else None
-    notification_id = None
-    if outcome == "SUCCESS":
-        notification = _notify(order.request["notify_url"], "TRANSACTION.SUCCESS", "order", order.to_json())
-        notification_id = notification.notification_id
-    return jsonify({"order": order.to_json(), "notification_id": notification_id})
+    try:
+        notification = _pay(world(), order, outcome)
+    except PaymentRefused as refused:
+        return jsonify({"error": str(refused)}), 409
+    return jsonify({"order": order.to_json(),
+                    "notification_id": notification.notification_id if notification else None})
+
+
+# --- The sandbox wallet (sandbox/wechatpay.py) paying a 买单 order ------------------------
+
+
+def owns_pay_request(params: dict) -> bool:
+    """Whether getBrandWCPayRequest params carry a 买单 prepay id (the wallet's dispatch)."""
+    return str(params.get("package", "")).startswith(f"prepay_id={PREPAY_ID_PREFIX}")
+
+
+def _order_for_pay_request(the_world, params: dict) -> Order:
+    """What the wallet checks before showing the cashier, as for WeChat Pay's own orders: the
+    prepay id is 买单's and payable, appId is the order's, and paySign is the HMAC-SHA256
+    买单 issued (so a page cannot pay an order with forged or altered params)."""
+    if params.get("signType") != PAY_SIGN_TYPE:
+        raise PaymentRefused(f"signType 必须为 {PAY_SIGN_TYPE}")
+    prepay_id = str(params.get("package", "")).removeprefix("prepay_id=")
+    order = next((o for o in ledger(the_world).orders.values() if o.prepay_id == prepay_id), None)
+    if order is None:
+        raise PaymentRefused("prepay_id 不存在或已过期")
+    if order.trade_state != "NOTPAY" or the_world.clock.now() > order.time_expire:
+        raise PaymentRefused("该订单已支付" if order.trade_state == "SUCCESS" else "订单不可支付（已关闭、失败或过期）")
+    if params.get("appId") != order.request["appid"]:
+        raise PaymentRefused("appId 与下单时的 appid 不一致")
+    if not hmac.compare_digest(_pay_sign(the_world, params).encode(), str(params.get("paySign", "")).encode()):
+        raise PaymentRefused("支付验证签名失败")
+    return order
+
+
+def wallet_checkout(the_world, params: dict) -> dict:
+    """The cashier sheet of a 买单 order, in the shape the wallet script shows."""
+    order = _order_for_pay_request(the_world, params)
+    return {"amount_total": order.request["amount"]["total"], "description": order.request["description"],
+            "sub_mchid": order.request["sub_mchid"], "out_trade_no": order.request["out_trade_no"],
+            "state": order.trade_state}
+
+
+def pay_by_wallet(the_world, params: dict) -> Order:
+    """The payer taps 支付 in the wallet: the same payment as the pay control (SUCCESS and a
+    signed TRANSACTION.SUCCESS), once the params prove 买单 issued them."""
+    with the_world.lock:
+        order = _order_for_pay_request(the_world, params)
+        _pay(the_world, order, "SUCCESS")
+    return order
 
 
 FORGERIES = ("bad_signature", "stale_timestamp", "wrong_amount")
@@ -455,7 +526,7 @@ def forge_notification(out_trade_no: str):
     resource = {**order.to_json(), "trade_state": "SUCCESS", "success_time": _rfc3339(world().clock.now())}
     if forgery == "wrong_amount":
         resource["amount"] = {**resource["amount"], "total": resource["amount"]["total"] + 1}
-    event = _event("TRANSACTION.SUCCESS", "order", resource)
+    event = _event(world(), "TRANSACTION.SUCCESS", "order", resource)
     body = _dumps(event)
     headers = _signature_headers(
         world(), body,

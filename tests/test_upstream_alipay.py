@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
@@ -466,8 +467,9 @@ def test_an_unsigned_gateway_error_is_reported_but_an_unsigned_answer_is_never_t
     unsigned_business = '{"alipay_trade_query_response":{"code":"40004","msg":"Business Failed",' \
                         '"sub_code":"ACQ.TRADE_NOT_EXIST","sub_msg":"交易不存在"}}'
 
-    with pytest.raises(alipay.AlipayRequestSignatureRejected):
+    with pytest.raises(alipay.AlipayRequestSignatureRejected) as raised:
         alipay.open_response(isv, "alipay.trade.query", gateway_error)
+    assert raised.value.verified is False  # a diagnosis only
     for text in (unsigned_success, unsigned_business, "<html>502</html>", '{"other_response":{}}'):
         with pytest.raises(alipay.AlipaySignatureError):
             alipay.open_response(isv, "alipay.trade.query", text)
@@ -561,6 +563,19 @@ def test_an_unknown_app_auth_token_is_invalid(isv, buyer_id):
         _create(isv, "202401BBnot-a-token", buyer_id)
 
     assert (raised.value.code, raised.value.sub_code) == ("20001", "aop.invalid-app-auth-token")
+    assert raised.value.verified is True
+
+
+def test_an_unsigned_invalid_token_answer_only_fails_the_call_and_never_condemns_the_token(wire, isv, token, buyer_id):
+    """A man in the middle strips the signature from a genuine "invalid token" answer: the
+    call fails, but not with the exception that tells the caller to discard the token."""
+    wire.rewrite = lambda status, headers, body: (status, headers, re.sub(rb',"sign":"[^"]*"', b"", body))
+
+    with pytest.raises(alipay.AlipayError) as raised:
+        _create(isv, "202401BBnot-a-token", buyer_id)
+
+    assert type(raised.value) is alipay.AlipayError and not isinstance(raised.value, alipay.AppAuthTokenError)
+    assert raised.value.sub_code == "aop.invalid-app-auth-token" and raised.value.verified is False
 
 
 def test_another_isvs_token_is_invalid_for_us(isv, world_alipay, buyer_id):

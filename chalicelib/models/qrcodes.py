@@ -1,7 +1,7 @@
 """QR code records (SPEC §3): every code is an item with a kind, a target and a state."""
 from __future__ import annotations
 
-from pynamodb.attributes import NumberAttribute, UnicodeAttribute
+from pynamodb.attributes import MapAttribute, NumberAttribute, UnicodeAttribute
 from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
@@ -39,6 +39,8 @@ class QrCode(Model):
     used_by = UnicodeAttribute(null=True)
     used_at = NumberAttribute(null=True)
     replaced_by = UnicodeAttribute(null=True)
+    target = UnicodeAttribute(null=True)  # what the code acts on, e.g. a provider's sp_mchid
+    result = MapAttribute(null=True)  # what confirming it did, for the console to show
     purge_at = NumberAttribute(null=True)  # DynamoDB TTL: deleted some time after
 
     live_by_expiry = LiveCodesByExpiry()

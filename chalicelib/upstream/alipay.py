@@ -62,14 +62,20 @@ class AlipaySignatureError(Exception):
 
 
 class AlipayError(Exception):
-    """Alipay answered with a code other than 10000 (see 公共错误码 and each API's 业务错误码)."""
+    """Alipay answered with a code other than 10000 (see 公共错误码 and each API's 业务错误码).
 
-    def __init__(self, code: str, msg: str, sub_code: str = "", sub_msg: str = "") -> None:
+    `verified` is False for an unsigned gateway error (see `open_response`): anyone on the
+    path could have written it, so it only makes the call fail. Such an answer is raised as
+    this base class (or the diagnostic `AlipayRequestSignatureRejected`), never as a subclass
+    that tells the caller to change state, e.g. to discard a merchant's authorization."""
+
+    def __init__(self, code: str, msg: str, sub_code: str = "", sub_msg: str = "", *, verified: bool = True) -> None:
         super().__init__(f"Alipay {code} {msg}: {sub_code} {sub_msg}".rstrip(": "))
         self.code = code
         self.msg = msg
         self.sub_code = sub_code
         self.sub_msg = sub_msg
+        self.verified = verified
 
     @property
     def transient(self) -> bool:
@@ -81,7 +87,9 @@ class AlipayError(Exception):
 
 class AlipayRequestSignatureRejected(AlipayError):
     """isv.invalid-signature: our app private key does not match the public key uploaded for
-    the app on the open platform (a configuration error, not a transient one)."""
+    the app on the open platform (a configuration error, not a transient one). Raised for an
+    unsigned answer too (`verified` False), since Alipay cannot sign for a request it could not
+    authenticate; it is only a diagnosis and leads to no change of state."""
 
 
 class AlipayPermissionDenied(AlipayError):
@@ -174,10 +182,20 @@ def redact(text: str) -> str:
     return _CREDENTIALS_IN_TEXT.sub(r"\1***", text)
 
 
-def error_from(node: Mapping) -> AlipayError:
+_UNVERIFIED_ERRORS_BY_SUB_CODE: dict[str, type[AlipayError]] = {
+    "isv.invalid-signature": AlipayRequestSignatureRejected,
+}
+"""The only specific exception an unsigned answer may raise: a diagnosis, never an order to
+change state (an unsigned "token invalid" must not make us forget a merchant's token)."""
+
+
+def error_from(node: Mapping, *, verified: bool = True) -> AlipayError:
     code, sub_code = str(node.get("code", "")), str(node.get("sub_code", ""))
-    cls = _ERRORS_BY_SUB_CODE.get(sub_code) or _ERRORS_BY_CODE.get(code, AlipayError)
-    return cls(code, str(node.get("msg", "")), sub_code, redact(str(node.get("sub_msg", ""))))
+    if verified:
+        cls = _ERRORS_BY_SUB_CODE.get(sub_code) or _ERRORS_BY_CODE.get(code, AlipayError)
+    else:
+        cls = _UNVERIFIED_ERRORS_BY_SUB_CODE.get(sub_code, AlipayError)
+    return cls(code, str(node.get("msg", "")), sub_code, redact(str(node.get("sub_msg", ""))), verified=verified)
 
 
 # --- credentials and keys -------------------------------------------------------------------
@@ -329,8 +347,10 @@ def open_response(app: AlipayApp, method: str, text: str) -> dict:
     """The verified response node of `method`'s answer; raises on a business error.
 
     Policy of Alipay's own SDKs: a success must be signed; an error is verified when signed.
-    We accept an unsigned error only from the gateway itself (see `_is_gateway_error`): it
-    can only make a call fail, never make us believe something happened."""
+    A signed node is verified before it is parsed, so nothing unauthenticated is ever read.
+    We accept an unsigned error only from the gateway itself (see `_is_gateway_error`), and
+    raise it unverified (`AlipayError.verified` False, no state-changing subclass): it can
+    only make a call fail, never make us believe something happened or drop a token."""
     try:
         members = _top_level_members(text)
     except ValueError as exc:
@@ -341,19 +361,22 @@ def open_response(app: AlipayApp, method: str, text: str) -> dict:
     if name not in members:
         raise AlipaySignatureError(f"the response has neither {method.replace('.', '_')}_response nor error_response")
     raw_node = text[slice(*members[name])]
-    node = json.loads(raw_node)
     signature = json.loads(text[slice(*members["sign"])]) if "sign" in members else ""
-    if not isinstance(node, dict) or not isinstance(signature, str):
-        raise AlipaySignatureError(f"{name} or sign has the wrong JSON type")
-    if signature:
+    if not isinstance(signature, str):
+        raise AlipaySignatureError("sign has the wrong JSON type")
+    verified = bool(signature)
+    if verified:
         # Alipay signs the node before any JSON escaping of "/"; its SDKs retry without it.
         if not (verify(app.alipay_public_key_pem, raw_node, signature)
                 or ("\\/" in raw_node and verify(app.alipay_public_key_pem, raw_node.replace("\\/", "/"), signature))):
             raise AlipaySignatureError(f"the signature of {name} does not verify with the Alipay public key")
-    elif not _is_gateway_error(node):
+    node = json.loads(raw_node)
+    if not isinstance(node, dict):
+        raise AlipaySignatureError(f"{name} has the wrong JSON type")
+    if not verified and not _is_gateway_error(node):
         raise AlipaySignatureError(f"{name} is not signed")
     if str(node.get("code")) != "10000":
-        raise error_from(node)
+        raise error_from(node, verified=verified)
     return node
 
 
