@@ -14,7 +14,7 @@ from urllib.parse import parse_qs
 from chalice import AuthResponse, Chalice, Rate, Response
 
 from chalicelib import (accounts, assistant_binding, audit, binding, h5, idempotency, pagination, provider_checks,
-                        provider_sync, providers, qr, qrcodes)
+                        provider_sync, providers, qr, qrcodes, sub_service_providers)
 from chalicelib.errors import ApiError, InternalError, InvalidField, Unauthenticated, WechatBindingRequired
 from chalicelib.log import logger
 from chalicelib.web import render, static_text
@@ -237,7 +237,14 @@ def unbind_wechat(caller, openid):
 
 @console("/v1/providers")
 def list_providers(caller):
+    """The account's own providers; `?as=sub_service_provider`: those it belongs to, read-only."""
     limit, cursor = _page_query()
+    role = (app.current_request.query_params or {}).get("as")
+    if role == "sub_service_provider":
+        page = sub_service_providers.attributed_providers(caller.account_id, limit, cursor)
+        return 200, page.body(sub_service_providers.read_only_view)
+    if role not in (None, "owner"):
+        raise InvalidField("as", "as must be owner or sub_service_provider")
     return 200, providers.list_providers(caller.account_id, limit, cursor).body(providers.provider_view)
 
 
@@ -248,7 +255,34 @@ def create_provider(caller):
 
 @console("/v1/providers/{sp_mchid}")
 def get_provider(caller, sp_mchid):
-    return 200, providers.provider_view(providers.get(caller.account_id, sp_mchid))
+    provider, role = sub_service_providers.readable_provider(caller.account_id, sp_mchid)
+    if role == "owner":
+        return 200, providers.provider_view(provider)
+    return 200, sub_service_providers.read_only_view(provider)
+
+
+@console("/v1/providers/{sp_mchid}/sub-service-providers")
+def list_sub_service_providers(caller, sp_mchid):
+    limit, cursor = _page_query()
+    page = sub_service_providers.list_for_provider(caller.account_id, sp_mchid, limit, cursor)
+    return 200, page.body(sub_service_providers.view)
+
+
+@console("/v1/providers/{sp_mchid}/sub-service-providers", methods=("POST",))
+def attach_sub_service_provider(caller, sp_mchid):
+    return 201, sub_service_providers.view(sub_service_providers.attach(caller.account_id, sp_mchid, _json_body()))
+
+
+@console("/v1/providers/{sp_mchid}/sub-service-providers/{account_id}", methods=("PATCH",))
+def update_sub_service_provider(caller, sp_mchid, account_id):
+    record = sub_service_providers.update(caller.account_id, sp_mchid, account_id, _json_body())
+    return 200, sub_service_providers.view(record)
+
+
+@console("/v1/providers/{sp_mchid}/sub-service-providers/{account_id}", methods=("DELETE",))
+def detach_sub_service_provider(caller, sp_mchid, account_id):
+    sub_service_providers.detach(caller.account_id, sp_mchid, account_id)
+    return 200, {"object": "sub_service_provider", "account_id": account_id, "deleted": True}
 
 
 @console("/v1/providers/{sp_mchid}", methods=("PATCH",))

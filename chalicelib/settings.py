@@ -29,6 +29,7 @@ class Settings:
     idempotency_table: str
     providers_table: str
     audit_log_table: str
+    sub_service_providers_table: str
     # Queues and keys
     sync_queue_url: str
     kms_key_id: str
@@ -104,6 +105,7 @@ def current() -> Settings:
         idempotency_table=_text("IDEMPOTENCY_TABLE"),
         providers_table=_text("PROVIDERS_TABLE"),
         audit_log_table=_text("AUDIT_LOG_TABLE"),
+        sub_service_providers_table=_text("SUB_SERVICE_PROVIDERS_TABLE"),
         sync_queue_url=_text("SYNC_QUEUE_URL", "unset"),
         kms_key_id=_text("KMS_KEY_ID", "unset"),
         platform_signing_key=_key("PLATFORM_SIGNING_KEY"),

@@ -37,7 +37,8 @@ def expected_env() -> dict[str, str]:
     names = {"AccountsTable": "accounts", "UniqueClaimsTable": "unique-claims", "SessionsTable": "sessions",
              "LoginAttemptsTable": "login-attempts", "WechatBindingsTable": "wechat-bindings",
              "QrCodesTable": "qr-codes", "IdempotencyTable": "idempotency",
-             "ProvidersTable": "providers", "AuditLogTable": "audit-log"}
+             "ProvidersTable": "providers", "AuditLogTable": "audit-log",
+             "SubServiceProvidersTable": "sub-service-providers"}
     env = {}
     for variable, node in infra.template_env().items():
         if "Ref" in node and node["Ref"] in PARAMETERS:

@@ -56,3 +56,19 @@ def test_mutating_authenticated_routes_and_only_they_take_an_idempotency_key(doc
     for (method, path), entry in _served_routes().items():
         takes_key = IDEMPOTENCY_KEY in operations[(method, path)].get("parameters", [])
         assert takes_key == (method in MUTATING and entry.authorizer is not None), (method, path)
+
+
+def test_the_document_has_no_duplicate_keys():
+    """YAML keeps the last of two equal keys silently; a duplicated path or schema would hide."""
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        pass
+
+    def mapping(loader, node, deep=False):
+        keys = [loader.construct_object(key, deep=deep) for key, _ in node.value]
+        assert len(keys) == len(set(keys)), sorted({k for k in keys if keys.count(k) > 1})
+        return yaml.SafeLoader.construct_mapping(loader, node, deep)
+
+    StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    yaml.load(DOCUMENT.read_text(encoding="utf-8"), Loader=StrictLoader)
