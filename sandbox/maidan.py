@@ -501,13 +501,12 @@ def wallet_checkout(the_world, params: dict) -> dict:
             "state": order.trade_state}
 
 
-def pay_by_wallet(the_world, params: dict) -> Order:
+def pay_by_wallet(the_world, params: dict):
     """The payer taps 支付 in the wallet: the same payment as the pay control (SUCCESS and a
-    signed TRANSACTION.SUCCESS), once the params prove 买单 issued them."""
+    signed TRANSACTION.SUCCESS, whose notification is returned), once the params prove 买单
+    issued them. 取消 and 支付失败 never reach 买单: the order stays NOTPAY."""
     with the_world.lock:
-        order = _order_for_pay_request(the_world, params)
-        _pay(the_world, order, "SUCCESS")
-    return order
+        return _pay(the_world, _order_for_pay_request(the_world, params), "SUCCESS")
 
 
 FORGERIES = ("bad_signature", "stale_timestamp", "wrong_amount")

@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.x509.oid import NameOID
 from flask import Blueprint, Response, current_app, g, jsonify, request, send_from_directory
 
+from sandbox import maidan
 from sandbox.notifier import WECHATPAY_RETRY_SCHEDULE, Notification
 
 blueprint = Blueprint("wechatpay", __name__)
@@ -781,22 +782,37 @@ def _pay_params() -> dict:
     return params if isinstance(params, dict) else {}
 
 
+def _wallet_refusal(refusal: Exception) -> Response:
+    return _wallet_reply({"err_msg": "get_brand_wcpay_request:fail", "err_desc": str(refusal)}, 400)
+
+
 @blueprint.post("/sandbox/wallet/checkout")
 def wallet_checkout():
-    """The cashier sheet's contents, after the same checks WeChat makes before showing it."""
+    """The cashier sheet's contents, after the same checks WeChat makes before showing it.
+
+    The wallet pays for every channel (SPEC §8): a 买单 order's params go to the 买单 ledger,
+    which checks its own paySign."""
+    params = _pay_params()
     try:
-        order = _order_for_pay_request(_pay_params())
-    except Refusal as refusal:
-        return _wallet_reply({"err_msg": "get_brand_wcpay_request:fail", "err_desc": refusal.message}, 400)
+        if maidan.owns_pay_request(params):
+            return _wallet_reply(maidan.wallet_checkout(world(), params))
+        order = _order_for_pay_request(params)
+    except (Refusal, maidan.PaymentRefused) as refusal:
+        return _wallet_refusal(refusal)
     return _wallet_reply({"amount_total": order.total, "description": order.request["description"],
                           "sub_mchid": order.sub_mchid, "out_trade_no": order.out_trade_no, "state": order.state})
 
 
 @blueprint.post("/sandbox/wallet/pay")
 def wallet_pay():
+    """支付: pays a WeChat Pay order here, or a 买单 one through 买单's own pay path."""
+    params = _pay_params()
     try:
-        with world().lock:
-            pay_order(world(), _order_for_pay_request(_pay_params()))
-    except Refusal as refusal:
-        return _wallet_reply({"err_msg": "get_brand_wcpay_request:fail", "err_desc": refusal.message}, 400)
+        if maidan.owns_pay_request(params):
+            maidan.pay_by_wallet(world(), params)
+        else:
+            with world().lock:
+                pay_order(world(), _order_for_pay_request(params))
+    except (Refusal, maidan.PaymentRefused) as refusal:
+        return _wallet_refusal(refusal)
     return _wallet_reply({"err_msg": "get_brand_wcpay_request:ok"})

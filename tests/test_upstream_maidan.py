@@ -356,6 +356,46 @@ def test_closing_an_unknown_order_is_order_not_exist(sandbox):
     assert missing.value.code == "ORDER_NOT_EXIST"
 
 
+# --- The sandbox phone's WeChat wallet paying a 买单 order ---------------------------------
+
+
+def _wallet(call: str, pay_params: dict) -> httpx.Response:
+    """What the wallet script sends: the getBrandWCPayRequest params, as a text/plain body."""
+    return http.client().post(f"{SANDBOX_ROOT}/wechatpay/sandbox/wallet/{call}", content=json.dumps(pay_params),
+                              headers={"Content-Type": "text/plain"})
+
+
+def test_the_wallet_pays_a_maidan_order_and_maidan_notifies(sandbox, deliveries):
+    created = _create_order(sandbox, total=880)
+
+    sheet = _wallet("checkout", created.pay_params)
+    paid = _wallet("pay", created.pay_params)
+    sandbox.notifier.deliver_due()
+
+    assert sheet.json()["amount_total"] == 880 and sheet.json()["out_trade_no"] == "CP01A0001"
+    assert paid.json() == {"err_msg": "get_brand_wcpay_request:ok"}
+    assert maidan.query_order(_sp_mchid(sandbox), "CP01A0001").trade_state == "SUCCESS"
+    assert len(sandbox.notifier.of_system("maidan")) == 1
+    event = maidan.verify_notification(*deliveries[0])
+    assert event["event_type"] == "TRANSACTION.SUCCESS" and event["order"]["order_id"] == created.order_id
+    assert _wallet("pay", created.pay_params).json()["err_desc"] == "该订单已支付"
+
+
+@pytest.mark.parametrize("forge", [
+    lambda params: {**params, "paySign": base64.b64encode(b"\0" * 32).decode()},
+    lambda params: {**params, "nonceStr": params["nonceStr"].upper()},
+    lambda params: {**params, "signType": "RSA"},
+])
+def test_the_wallet_refuses_a_maidan_pay_sign_maidan_did_not_issue(sandbox, forge):
+    created = _create_order(sandbox)
+
+    answer = _wallet("pay", forge(created.pay_params))
+
+    assert answer.status_code == 400 and answer.json()["err_msg"] == "get_brand_wcpay_request:fail"
+    assert maidan.query_order(_sp_mchid(sandbox), "CP01A0001").trade_state == "NOTPAY"
+    assert not sandbox.notifier.of_system("maidan")
+
+
 # --- Refunds -------------------------------------------------------------------------------
 
 

@@ -347,7 +347,8 @@ def open_response(app: AlipayApp, method: str, text: str) -> dict:
     """The verified response node of `method`'s answer; raises on a business error.
 
     Policy of Alipay's own SDKs: a success must be signed; an error is verified when signed.
-    A signed node is verified before it is parsed, so nothing unauthenticated is ever read.
+    A signed node is verified before it is parsed; an unsigned one is read only to tell a
+    gateway error from anything else.
     We accept an unsigned error only from the gateway itself (see `_is_gateway_error`), and
     raise it unverified (`AlipayError.verified` False, no state-changing subclass): it can
     only make a call fail, never make us believe something happened or drop a token."""

@@ -3,8 +3,9 @@
  * getBrandWCPayRequest outside WeChat. Load it from the sandbox
  * (<script src="{sandbox}/wechatpay/sandbox/jsbridge.js">); it talks back to the sandbox
  * that served it. The sandbox checks the prepay_id and the paySign before the cashier sheet
- * shows, as WeChat does; 支付 pays the order (and WeChat Pay notifies our notify_url),
- * 取消 and 支付失败 leave the order unpaid. The callback gets WeChat's err_msg values.
+ * shows, as WeChat does; 支付 pays the order (and WeChat Pay, or 买单 for a 买单 order's
+ * params, notifies our notify_url), 取消 and 支付失败 leave the order unpaid. The callback
+ * gets WeChat's err_msg values.
  */
 (function () {
   "use strict";
