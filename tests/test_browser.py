@@ -94,3 +94,40 @@ def test_an_admin_scans_the_console_code_on_a_phone_and_the_console_turns_bound(
         expect(desk.locator("#bindings tr")).to_have_count(1)
         desk.screenshot(path=str(SCREENSHOTS / "console-bound.png"))
         browser.close()
+
+
+def _phone_page(browser):
+    return browser.new_context(user_agent=WECHAT_UA, viewport={"width": 390, "height": 780}, is_mobile=True).new_page()
+
+
+def test_an_admin_confirms_a_provider_sync_on_the_phone(stack):
+    from playwright.sync_api import expect, sync_playwright
+
+    api = httpx.Client(base_url=stack["api"], timeout=10)
+    credentials = {"email": "sync-browser@example.com", "password": "correct horse battery"}
+    api.post("/v1/accounts", json=credentials)
+    token = api.post("/v1/sessions", json=credentials).json()["token"]
+    api.headers["Authorization"] = f"Bearer {token}"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        binder = _phone_page(browser)
+        binder.goto(api.post("/v1/wechat-binding-codes").json()["url"])
+        binder.click('a[data-user="admin-01"]')
+        binder.click("#confirm")
+        expect(binder.locator('[data-page="binding-done"]')).to_be_visible()
+
+        code = api.post("/v1/provider-sync-codes").json()
+        phone = _phone_page(browser)
+        phone.goto(code["url"])
+        phone.click('a[data-user="admin-01"]')
+        expect(phone.locator('[data-page="provider-sync-confirm"]')).to_be_visible()
+        expect(phone.locator(".warn")).to_contain_text("请勿将此二维码分享给他人")
+        expect(phone.locator("ul.list li")).to_have_count(5)
+        phone.screenshot(path=str(SCREENSHOTS / "phone-provider-sync-confirm.png"))
+        phone.click("#confirm")
+        expect(phone.locator('[data-page="provider-sync-done"]')).to_contain_text("新增 5 个")
+        browser.close()
+
+    status = api.get(f"/v1/provider-sync-codes/{code['id']}").json()
+    assert status["state"] == "synced" and status["result"]["created"] == 5
+    assert len(api.get("/v1/providers?limit=100").json()["data"]) == 5
