@@ -93,6 +93,17 @@ def test_an_admin_scans_the_console_code_on_a_phone_and_the_console_turns_bound(
         expect(desk.locator("#gate")).to_be_hidden()
         expect(desk.locator("#bindings tr")).to_have_count(1)
         desk.screenshot(path=str(SCREENSHOTS / "console-bound.png"))
+
+        desk.click("#sync-providers")  # C3.2 from the console: the same admin scans again
+        expect(desk.locator("#qr-title")).to_have_text("从买单同步服务商")
+        expect(desk.locator("#qr-url")).not_to_have_text(code_url)
+        expect(desk.locator("#qr-state")).to_have_text("等待扫码")
+        phone.goto(desk.locator("#qr-url").inner_text())
+        expect(phone.locator('[data-page="provider-sync-confirm"]')).to_be_visible()
+        phone.click("#confirm")
+        expect(desk.locator("#qr-state")).to_contain_text("新增 5", timeout=10000)
+        expect(desk.locator("#providers tr")).to_have_count(5, timeout=10000)
+        desk.screenshot(path=str(SCREENSHOTS / "console-providers.png"))
         browser.close()
 
 
@@ -119,7 +130,7 @@ def test_an_admin_confirms_a_provider_sync_on_the_phone(stack):
         code = api.post("/v1/provider-sync-codes").json()
         phone = _phone_page(browser)
         phone.goto(code["url"])
-        phone.click('a[data-user="admin-01"]')
+        phone.click('a[data-user="admin-03"]')  # admin-01's providers went to the demo account
         expect(phone.locator('[data-page="provider-sync-confirm"]')).to_be_visible()
         expect(phone.locator(".warn")).to_contain_text("请勿将此二维码分享给他人")
         expect(phone.locator("ul.list li")).to_have_count(5)
