@@ -14,7 +14,7 @@ from urllib.parse import parse_qs
 from chalice import AuthResponse, Chalice, Rate, Response
 
 from chalicelib import (accounts, assistant_binding, audit, binding, h5, idempotency, pagination, provider_checks,
-                        provider_sync, providers, qr, qrcodes, sub_service_providers)
+                        provider_sync, providers, qr, qrcodes, sub_merchants, sub_service_providers)
 from chalicelib.errors import ApiError, InternalError, InvalidField, Unauthenticated, WechatBindingRequired
 from chalicelib.log import logger
 from chalicelib.web import render, static_text
@@ -22,6 +22,8 @@ from chalicelib.web import render, static_text
 app = Chalice(app_name="cloudpay", configure_logs=False)
 
 _MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
+NOT_REPLAYABLE_ROUTES: set[tuple[str, str]] = set()
+"""(method, path) of the mutating routes that refuse an Idempotency-Key (see `console`)."""
 
 
 @app.middleware("http")
@@ -112,8 +114,12 @@ def _answer(respond) -> Response:
         return _internal_error()
 
 
-def console(path: str, methods: tuple = ("GET",), *, gated: bool = True):
-    """Register a console API route: session authorizer, binding gate, idempotency, errors."""
+def console(path: str, methods: tuple = ("GET",), *, gated: bool = True, replayable: bool = True):
+    """Register a console API route: session authorizer, binding gate, idempotency, errors.
+
+    A route whose answer holds secrets shown once is not `replayable`: a replay would need
+    the answer stored, secrets included, so it refuses an Idempotency-Key instead.
+    """
     def register(view):
         def respond(params: dict) -> Response:
             caller = _caller(gated)
@@ -121,6 +127,9 @@ def console(path: str, methods: tuple = ("GET",), *, gated: bool = True):
             if request.method not in _MUTATING:
                 return _reply(view(caller, **params))
             key = request.headers.get(idempotency.HEADER)
+            if key is not None and not replayable:
+                raise InvalidField(idempotency.HEADER, "this call's answer holds secrets shown only once, so it "
+                                                       "cannot be replayed: send it without Idempotency-Key")
             route = f"{request.method} {path} {json.dumps(params, sort_keys=True)}"
             outcome = idempotency.run(caller.account_id, route, key, _json_body(),
                                       lambda: view(caller, **params), app.lambda_context)
@@ -134,6 +143,8 @@ def console(path: str, methods: tuple = ("GET",), *, gated: bool = True):
             return _answer(lambda: respond(params))
 
         app.route(path, methods=list(methods), authorizer=console_session)(handle)
+        if not replayable:
+            NOT_REPLAYABLE_ROUTES.update((method, path) for method in methods)
         return view
     return register
 
@@ -293,6 +304,46 @@ def update_provider(caller, sp_mchid):
 @console("/v1/providers/{sp_mchid}/configuration-checks", methods=("POST",))
 def check_provider_configuration(caller, sp_mchid):
     return 200, provider_checks.check_configuration(providers.get(caller.account_id, sp_mchid))
+
+
+# --- C5 sub-merchants -------------------------------------------------------------------------
+
+@console("/v1/sub-merchants")
+def list_sub_merchants(caller):
+    """Filters: sp_mchid, sub_service_provider, channel, name (prefix); `as=sub_service_provider`."""
+    limit, cursor = _page_query()
+    query = app.current_request.query_params or {}
+    page = sub_merchants.list_sub_merchants(caller.account_id, query, limit, cursor)
+    render = sub_merchants.read_only_view if query.get("as") == "sub_service_provider" else sub_merchants.view
+    return 200, page.body(render)
+
+
+@console("/v1/sub-merchants", methods=("POST",))
+def create_sub_merchant(caller):
+    return 201, sub_merchants.view(sub_merchants.create(caller.account_id, caller.account_id, _json_body()))
+
+
+@console("/v1/sub-merchants/{merchant_id}")
+def get_sub_merchant(caller, merchant_id):
+    merchant, role = sub_merchants.readable(caller.account_id, merchant_id)
+    return 200, sub_merchants.view(merchant) if role == "owner" else sub_merchants.read_only_view(merchant)
+
+
+@console("/v1/sub-merchants/{merchant_id}", methods=("PATCH",))
+def update_sub_merchant(caller, merchant_id):
+    return 200, sub_merchants.view(sub_merchants.update(caller.account_id, caller.account_id, merchant_id,
+                                                        _json_body()))
+
+
+@console("/v1/sub-merchants/{merchant_id}/keys", methods=("POST",), replayable=False)
+def reset_sub_merchant_keys(caller, merchant_id):
+    return 201, sub_merchants.reset_keys(caller.account_id, caller.account_id, merchant_id)
+
+
+@console("/v1/sub-merchants/{merchant_id}/channel", methods=("PUT",))
+def switch_sub_merchant_channel(caller, merchant_id):
+    return 200, sub_merchants.view(sub_merchants.switch_channel(caller.account_id, caller.account_id, merchant_id,
+                                                                _json_body()))
 
 
 @console("/v1/provider-sync-codes", methods=("POST",))

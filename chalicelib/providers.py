@@ -48,7 +48,7 @@ def _text(value, param: str, limit: int, required: bool = False) -> str | None:
     return value.strip()
 
 
-def _https_url(value, param: str) -> str | None:
+def https_url(value, param: str) -> str | None:
     if value is None or value == "":
         return None
     parts = urlsplit(value) if isinstance(value, str) else None
@@ -172,7 +172,7 @@ def _clean_basic(body: dict, creating: bool) -> dict:
             fields[name] = _text(body.get(name), name, limit, required=(name == "name"))
     for name in URL_FIELDS:
         if name in body:
-            fields[name] = _https_url(body[name], name)
+            fields[name] = https_url(body[name], name)
     return fields
 
 

@@ -30,6 +30,7 @@ class Settings:
     providers_table: str
     audit_log_table: str
     sub_service_providers_table: str
+    sub_merchants_table: str
     # Queues and keys
     sync_queue_url: str
     kms_key_id: str
@@ -106,6 +107,7 @@ def current() -> Settings:
         providers_table=_text("PROVIDERS_TABLE"),
         audit_log_table=_text("AUDIT_LOG_TABLE"),
         sub_service_providers_table=_text("SUB_SERVICE_PROVIDERS_TABLE"),
+        sub_merchants_table=_text("SUB_MERCHANTS_TABLE"),
         sync_queue_url=_text("SYNC_QUEUE_URL", "unset"),
         kms_key_id=_text("KMS_KEY_ID", "unset"),
         platform_signing_key=_key("PLATFORM_SIGNING_KEY"),

@@ -38,7 +38,7 @@ def expected_env() -> dict[str, str]:
              "LoginAttemptsTable": "login-attempts", "WechatBindingsTable": "wechat-bindings",
              "QrCodesTable": "qr-codes", "IdempotencyTable": "idempotency",
              "ProvidersTable": "providers", "AuditLogTable": "audit-log",
-             "SubServiceProvidersTable": "sub-service-providers"}
+             "SubServiceProvidersTable": "sub-service-providers", "SubMerchantsTable": "sub-merchants"}
     env = {}
     for variable, node in infra.template_env().items():
         if "Ref" in node and node["Ref"] in PARAMETERS:

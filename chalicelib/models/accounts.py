@@ -57,3 +57,13 @@ class LoginAttempts(Model):
     window_started_at = NumberAttribute()
     locked_until = NumberAttribute(default=0)
     purge_at = NumberAttribute()  # DynamoDB TTL
+
+
+class Counter(Model):
+    """A monotonic counter kept in the unique-claims table (e.g. `counter#order_prefix`):
+    ADD is atomic, so every caller gets a number no one else ever gets."""
+
+    Meta = table_meta("unique_claims_table")
+
+    claim = UnicodeAttribute(hash_key=True)
+    value = NumberAttribute(default=0)
