@@ -17,7 +17,7 @@ from pynamodb.exceptions import DoesNotExist, PutError
 
 from pynamodb.exceptions import TransactWriteError
 
-from chalicelib import audit, pagination, secrets
+from chalicelib import audit, pagination, secrets, versioning
 from chalicelib.errors import Conflict, InvalidField, NotFound
 from chalicelib.models.accounts import UniqueClaim
 from chalicelib.models.base import condition_failed, now, transaction
@@ -288,23 +288,12 @@ def upsert_from_maidan(account_id: str, actor: str, sp_mchid: str, name: str) ->
 def update(account_id: str, actor: str, sp_mchid: str, body: dict) -> Provider:
     """C3.4: change what the request carries, from the version the editor saw."""
     provider = _load(account_id, sp_mchid)
-    expected = body.get("version")
-    if not isinstance(expected, int) or isinstance(expected, bool):
-        raise InvalidField("version", "version is required: the version of the provider this edit starts from")
-    if expected != provider.version:
-        raise Conflict(f"the provider changed since version {expected} (now {provider.version}); "
-                       "reload and apply the edit again", param="version", code="version_conflict")
+    versioning.check_version(provider, body.get("version"), "provider")
     changes = _apply(provider, body, actor, creating=False)
     if not changes:
         return provider
     provider.updated_at = now()
-    try:
-        provider.save()
-    except PutError as exc:
-        if condition_failed(exc):
-            raise Conflict("the provider changed while saving; reload and apply the edit again", param="version",
-                           code="version_conflict") from None
-        raise
+    versioning.save_versioned(provider, "provider")
     audit.record(account_id, actor, f"provider#{sp_mchid}", "provider.updated", changes)
     return provider
 

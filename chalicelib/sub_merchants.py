@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError
 
-from chalicelib import audit, pagination, providers, secrets
+from chalicelib import audit, pagination, providers, secrets, versioning
 from chalicelib.errors import Conflict, InvalidField, NotFound
 from chalicelib.models.accounts import Counter, UniqueClaim
 from chalicelib.models.base import condition_failed, now, transaction
@@ -153,27 +153,18 @@ def readable(account_id: str, merchant_id: str) -> tuple[SubMerchant, str]:
 
 
 def _save(merchant: SubMerchant, expected_version, actor: str, action: str, changes: dict) -> SubMerchant:
-    if not isinstance(expected_version, int) or isinstance(expected_version, bool):
-        raise InvalidField("version", "version is required: the version of the sub-merchant this edit starts from")
-    if expected_version != merchant.version:
-        raise Conflict(f"the sub-merchant changed since version {expected_version} (now {merchant.version}); "
-                       "reload and apply the edit again", param="version", code="version_conflict")
+    versioning.check_version(merchant, expected_version, "sub-merchant")
     if not changes:
         return merchant
     merchant.updated_at = now()
-    try:
-        merchant.save()
-    except PutError as exc:
-        if condition_failed(exc):
-            raise Conflict("the sub-merchant changed while saving; reload and retry", param="version",
-                           code="version_conflict") from None
-        raise
+    versioning.save_versioned(merchant, "sub-merchant")
     audit.record(merchant.account_id, actor, f"sub_merchant#{merchant.merchant_id}", action, changes)
     return merchant
 
 
 def update(account_id: str, actor: str, merchant_id: str, body: dict) -> SubMerchant:
     merchant = get(account_id, merchant_id)
+    versioning.check_version(merchant, body.get("version"), "sub-merchant")
     for fixed, why in (("sp_mchid", "a sub-merchant stays with its provider"),
                        ("sub_service_provider", "changing it moves the merchant's history: a re-attribution "
                                                 "job (C5.8), not an edit"),

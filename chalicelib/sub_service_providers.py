@@ -9,7 +9,7 @@ import re
 
 from pynamodb.exceptions import DeleteError, DoesNotExist, PutError
 
-from chalicelib import audit, pagination, providers
+from chalicelib import audit, pagination, providers, versioning
 from chalicelib.errors import Conflict, InvalidField, NotFound
 from chalicelib.models.accounts import Account
 from chalicelib.models.base import condition_failed, now
@@ -90,10 +90,7 @@ def _own(owner_account_id: str, sp_mchid: str, member: str) -> SubServiceProvide
 
 def update(owner_account_id: str, sp_mchid: str, member: str, body: dict) -> SubServiceProvider:
     record = _own(owner_account_id, sp_mchid, member)
-    if body.get("version") != record.version:
-        raise Conflict(f"the sub-service-provider changed since version {body.get('version')} "
-                       f"(now {record.version}); reload and apply the edit again", param="version",
-                       code="version_conflict")
+    versioning.check_version(record, body.get("version"), "sub-service-provider")
     changes = {}
     for name, value in _clean(body, creating=False).items():
         if getattr(record, name) != value:
@@ -102,13 +99,7 @@ def update(owner_account_id: str, sp_mchid: str, member: str, body: dict) -> Sub
     if not changes:
         return record
     record.updated_at = now()
-    try:
-        record.save()
-    except PutError as exc:
-        if condition_failed(exc):
-            raise Conflict("the sub-service-provider changed while saving; reload and retry", param="version",
-                           code="version_conflict") from None
-        raise
+    versioning.save_versioned(record, "sub-service-provider")
     audit.record(owner_account_id, owner_account_id, f"provider#{sp_mchid}", "sub_service_provider.updated",
                  {"account_id": member, **changes})
     return record
