@@ -13,8 +13,10 @@ from urllib.parse import parse_qs
 
 from chalice import AuthResponse, Chalice, Rate, Response
 
-from chalicelib import (accounts, assistant_binding, audit, binding, h5, idempotency, pagination, provider_checks,
-                        provider_sync, providers, qr, qrcodes, sub_merchants, sub_service_providers)
+from chalicelib import (accounts, assistant_binding, audit, binding, h5, idempotency, job_detail, jobs, pagination,
+                        provider_checks, provider_sync, providers, qr, qrcodes, queues, reattribution, sub_merchant_sync,
+                        sub_merchants, sub_service_providers)
+from chalicelib import alipay_authorization, h5_alipay_authorization
 from chalicelib.errors import ApiError, InternalError, InvalidField, Unauthenticated, WechatBindingRequired
 from chalicelib.log import logger
 from chalicelib.web import render, static_text
@@ -331,8 +333,9 @@ def get_sub_merchant(caller, merchant_id):
 
 @console("/v1/sub-merchants/{merchant_id}", methods=("PATCH",))
 def update_sub_merchant(caller, merchant_id):
-    return 200, sub_merchants.view(sub_merchants.update(caller.account_id, caller.account_id, merchant_id,
-                                                        _json_body()))
+    """A new sub_service_provider also answers the re-attribution job it started (C5.8)."""
+    merchant, job = sub_merchants.update(caller.account_id, caller.account_id, merchant_id, _json_body())
+    return 200, sub_merchants.view(merchant) | {"reattribution_job": jobs.view(job) if job else None}
 
 
 @console("/v1/sub-merchants/{merchant_id}/keys", methods=("POST",), replayable=False)
@@ -344,6 +347,35 @@ def reset_sub_merchant_keys(caller, merchant_id):
 def switch_sub_merchant_channel(caller, merchant_id):
     return 200, sub_merchants.view(sub_merchants.switch_channel(caller.account_id, caller.account_id, merchant_id,
                                                                 _json_body()))
+
+
+# --- C5.5 Alipay authorization of a sub-merchant -------------------------------------------------
+
+@console("/v1/sub-merchants/{merchant_id}/alipay-authorization-links", methods=("POST",))
+def create_alipay_authorization_link(caller, merchant_id):
+    return 201, alipay_authorization.authorization_link(caller.account_id, merchant_id)
+
+
+@console("/v1/sub-merchants/{merchant_id}/alipay-authorization", methods=("DELETE",))
+def clear_alipay_authorization(caller, merchant_id):
+    merchant = alipay_authorization.clear(caller.account_id, caller.account_id, merchant_id)
+    return 200, alipay_authorization.authorization_view(merchant)
+
+
+@app.route(alipay_authorization.CALLBACK_PATH)
+def h5_alipay_authorization_callback():
+    return _h5(lambda: h5_alipay_authorization.callback_page(app.current_request.query_params or {}))
+
+
+@app.schedule(Rate(1, unit=Rate.HOURS))
+def refresh_alipay_authorizations(event):
+    """Refresh merchants' Alipay tokens before they expire: only the due ones, found by index."""
+    remaining = event.context.get_remaining_time_in_millis if event.context else None
+    result = alipay_authorization.refresh_due(time_left_ms=remaining)
+    logger.info("alipay refresh sweep", extra={"examined": result.examined, "refreshed": result.refreshed,
+                                                "failed": result.failed, "stopped_early": result.stopped_early})
+    return {"examined": result.examined, "refreshed": result.refreshed, "failed": result.failed,
+            "stopped_early": result.stopped_early}
 
 
 @console("/v1/provider-sync-codes", methods=("POST",))
@@ -374,6 +406,33 @@ def list_audit_log(caller):
     limit, cursor = _page_query()
     entity = (app.current_request.query_params or {}).get("entity")
     return 200, audit.list_entries(caller.account_id, limit, cursor, entity).body(audit.entry_view)
+
+
+# --- C5.3 sub-merchant sync and C7 jobs ------------------------------------------------------
+
+@console("/v1/sub-merchant-sync-jobs", methods=("POST",))
+def start_sub_merchant_sync(caller):
+    """202 with a new job; 200 with the running one when a sync is already under way."""
+    job, started = sub_merchant_sync.start(caller.account_id)
+    return (202 if started else 200), jobs.view(job) | {"already_running": not started}
+
+
+@console("/v1/jobs")
+def list_jobs(caller):
+    """Newest first; filters: kind, status."""
+    limit, cursor = _page_query()
+    query = app.current_request.query_params or {}
+    return 200, jobs.list_jobs(caller.account_id, query, limit, cursor).body(jobs.view)
+
+
+@console("/v1/jobs/{job_id}")
+def get_job(caller, job_id):
+    return 200, job_detail.detail(jobs.get(caller.account_id, job_id))
+
+
+@console("/v1/jobs/{job_id}/retry", methods=("POST",))
+def retry_job(caller, job_id):
+    return 202, job_detail.detail(job_detail.retry(jobs.get(caller.account_id, job_id)))
 
 
 # --- H5 pages ----------------------------------------------------------------------------------
@@ -433,3 +492,31 @@ def expire_qr_codes(event):
     result = qrcodes.expire_due()
     logger.info("qr expiry sweep", extra={"examined": result.examined, "expired": result.expired})
     return {"examined": result.examined, "expired": result.expired}
+
+
+# --- B1 / B3 job queues ------------------------------------------------------------------------
+
+@app.on_sqs_message(queue=queues.SUB_MERCHANT_SYNC, batch_size=1)
+def sync_sub_merchant_pages(event):
+    """B1: each message is one page of one provider's sub-merchants in 买单. Batch size 1: a
+    batch is handled in order, so a larger one would queue one provider's page behind
+    another's and stretch the sync's critical path."""
+    return sub_merchant_sync.handle_messages(event.to_dict(), event.context)
+
+
+@app.on_sqs_message(queue=queues.SUB_MERCHANT_SYNC_DEAD_LETTERS, batch_size=10)
+def record_failed_sync_pages(event):
+    """B1: a page that kept failing lands here and is marked failed (and retryable) in its job."""
+    return sub_merchant_sync.handle_dead_letters(event.to_dict(), event.context)
+
+
+@app.on_sqs_message(queue=queues.REATTRIBUTION, batch_size=1)
+def reattribute_transaction_pages(event):
+    """B3: each message is one page of a merchant's orders or refunds to move."""
+    return reattribution.handle_messages(event.to_dict(), event.context)
+
+
+@app.on_sqs_message(queue=queues.REATTRIBUTION_DEAD_LETTERS, batch_size=10)
+def record_failed_reattribution_pages(event):
+    """B3: a page that kept failing stops its job, which can then be retried."""
+    return reattribution.handle_dead_letters(event.to_dict(), event.context)

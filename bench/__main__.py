@@ -89,8 +89,9 @@ def main() -> None:
     print(f"Import time (median of 7 fresh processes): bare Chalice app {bare * 1000:.1f} ms, "
           f"app.py {ours * 1000:.1f} ms, ratio {ours / bare:.2f}")
     print()
-    from bench import upstreams
+    from bench import jobs, upstreams
     upstreams.report()
+    jobs.report()
 
 
 if __name__ == "__main__":

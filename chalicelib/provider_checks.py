@@ -66,11 +66,8 @@ def _official_account_probe(provider: Provider) -> str | None:
 
 
 def _alipay_probe(provider: Provider) -> str | None:
-    settings = providers.mapping(provider.alipay)
-    app = alipay.AlipayApp(settings["app_id"], providers.secret(provider, "alipay.private_key"),
-                           settings["alipay_public_key"])
     try:
-        alipay.exchange_app_auth_code(app, PROBE_AUTH_CODE)
+        alipay.exchange_app_auth_code(providers.alipay_app(provider), PROBE_AUTH_CODE)
     except alipay.AuthCodeInvalid:
         return None
     except alipay.AlipayRequestSignatureRejected:

@@ -22,6 +22,7 @@ from chalicelib.errors import Conflict, InvalidField, NotFound
 from chalicelib.models.accounts import UniqueClaim
 from chalicelib.models.base import condition_failed, now, transaction
 from chalicelib.models.providers import Provider
+from chalicelib.upstream import alipay
 
 PROVIDERS_LIST = "providers"
 _SP_MCHID = re.compile(r"^\d{8,10}$")
@@ -317,6 +318,21 @@ def wechat_pay_configured(provider: Provider) -> bool:
 def alipay_configured(provider: Provider) -> bool:
     alipay, stored = mapping(provider.alipay), mapping(provider.secrets)
     return all(k in alipay for k in ("app_id", "alipay_public_key")) and "alipay.private_key" in stored
+
+
+def alipay_app(provider: Provider) -> alipay.AlipayApp:
+    """The provider's Alipay ISV app with its private key decrypted, for the call that needs
+    it now. A provider without Alipay answers 409 `alipay_not_configured` naming the first
+    missing setting, before anything is sent to Alipay."""
+    alipay_settings, stored = mapping(provider.alipay), mapping(provider.secrets)
+    missing = [f"alipay.{name}" for name in ("app_id", "alipay_public_key") if name not in alipay_settings]
+    missing += [] if "alipay.private_key" in stored else ["alipay.private_key"]
+    if missing:
+        raise Conflict(f"provider {provider.sp_mchid} has no Alipay {', '.join(missing)}: configure Alipay on the "
+                       f"provider first (PATCH /v1/providers/{provider.sp_mchid})", param=missing[0],
+                       code="alipay_not_configured")
+    return alipay.AlipayApp(alipay_settings["app_id"], secret(provider, "alipay.private_key"),
+                            alipay_settings["alipay_public_key"])
 
 
 def provider_view(provider: Provider) -> dict:

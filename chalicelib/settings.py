@@ -31,9 +31,19 @@ class Settings:
     audit_log_table: str
     sub_service_providers_table: str
     sub_merchants_table: str
+    jobs_table: str
+    job_steps_table: str
+    orders_table: str
+    refunds_table: str
     # Queues and keys
     sync_queue_url: str
+    reattribution_queue_url: str
+    sync_dead_letter_queue_url: str
+    reattribution_dead_letter_queue_url: str
     kms_key_id: str
+    job_retry_base_seconds: int
+    """A failed job page is retried after base, 2x base, 4x base... (SQS visibility)."""
+    job_step_ttl_seconds: int
     # Our own signing key (cookies, cursors, OAuth state): HMAC, 32+ bytes
     platform_signing_key: bytes = field(repr=False)
     # Console accounts
@@ -108,7 +118,16 @@ def current() -> Settings:
         audit_log_table=_text("AUDIT_LOG_TABLE"),
         sub_service_providers_table=_text("SUB_SERVICE_PROVIDERS_TABLE"),
         sub_merchants_table=_text("SUB_MERCHANTS_TABLE"),
+        jobs_table=_text("JOBS_TABLE"),
+        job_steps_table=_text("JOB_STEPS_TABLE"),
+        orders_table=_text("ORDERS_TABLE"),
+        refunds_table=_text("REFUNDS_TABLE"),
         sync_queue_url=_text("SYNC_QUEUE_URL", "unset"),
+        reattribution_queue_url=_text("REATTRIBUTION_QUEUE_URL", "unset"),
+        sync_dead_letter_queue_url=_text("SYNC_DEAD_LETTER_QUEUE_URL", "unset"),
+        reattribution_dead_letter_queue_url=_text("REATTRIBUTION_DEAD_LETTER_QUEUE_URL", "unset"),
+        job_retry_base_seconds=_int("JOB_RETRY_BASE_SECONDS", 10),
+        job_step_ttl_seconds=_int("JOB_STEP_TTL_SECONDS", 30 * 86400),
         kms_key_id=_text("KMS_KEY_ID", "unset"),
         platform_signing_key=_key("PLATFORM_SIGNING_KEY"),
         session_ttl_seconds=_int("SESSION_TTL_SECONDS", 12 * 3600),

@@ -18,6 +18,10 @@ class BadToken(Exception):
     """The token is malformed, forged, for another purpose, or expired."""
 
 
+class TokenExpired(BadToken):
+    """The token is genuine but past its time: a page can say "expired" rather than "forged"."""
+
+
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -48,5 +52,5 @@ def verify(purpose: str, token: str) -> dict:
     except ValueError as exc:
         raise BadToken("payload is not JSON") from exc
     if "exp" in data and data["exp"] < time.time():
-        raise BadToken("expired")
+        raise TokenExpired("expired")
     return data

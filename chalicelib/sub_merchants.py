@@ -14,10 +14,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError
 
-from chalicelib import audit, pagination, providers, secrets, versioning
+from chalicelib import alipay_authorization, audit, pagination, providers, reattribution, secrets, versioning
 from chalicelib.errors import Conflict, InvalidField, NotFound
 from chalicelib.models.accounts import Counter, UniqueClaim
 from chalicelib.models.base import condition_failed, now, transaction
+from chalicelib.models.jobs import Job
 from chalicelib.models.sub_merchants import SubMerchant
 from chalicelib.models.sub_service_providers import SubServiceProvider
 from chalicelib.upstream import maidan
@@ -33,16 +34,26 @@ HOW_TO_OPEN_MAIDAN = ("the merchant opens 买单 in the 微信买单服务商助
                       "for them there), then switch again")
 
 
-def _order_prefix() -> str:
-    """"M" + five base-36 digits of the next counter value: 60 million prefixes, 6 characters,
-    leaving 26 of WeChat Pay's 32 for each order's own suffix."""
+def order_prefixes(count: int) -> list[str]:
+    """`count` new order prefixes from one counter update (a sync page takes all of its
+    creations' prefixes in one call).
+
+    A prefix is "M" + five base-36 digits of a counter value: 60 million prefixes, 6
+    characters, leaving 26 of WeChat Pay's 32 for each order's own suffix.
+    """
+    if count <= 0:
+        return []
     counter = Counter("counter#order_prefix")
-    counter.update(actions=[Counter.value.add(1)])
-    number, digits = int(counter.value), ""
-    while number:
-        number, remainder = divmod(number, 36)
-        digits = _BASE36[remainder] + digits
-    return "M" + digits.rjust(5, "0")
+    counter.update(actions=[Counter.value.add(count)])
+    last = int(counter.value)
+    prefixes = []
+    for number in range(last - count + 1, last + 1):
+        digits = ""
+        while number:
+            number, remainder = divmod(number, 36)
+            digits = _BASE36[remainder] + digits
+        prefixes.append("M" + digits.rjust(5, "0"))
+    return prefixes
 
 
 def _clean(body: dict, creating: bool) -> dict:
@@ -104,7 +115,7 @@ def create(account_id: str, actor: str, body: dict, source: str = "manual", chan
     at = now()
     merchant = SubMerchant(account_id=account_id, merchant_id="m_" + random.token_hex(8), sp_mchid=sp_mchid,
                            provider_key=f"{account_id}#{sp_mchid}", ssp_account_id=ssp.member_account_id if ssp else None,
-                           order_prefix=_order_prefix(), sub_mchid=sub_mchid, channel=channel, source=source,
+                           order_prefix=order_prefixes(1)[0], sub_mchid=sub_mchid, channel=channel, source=source,
                            created_at=at, updated_at=at, **fields)
     for _ in range(3):
         try:
@@ -162,15 +173,18 @@ def _save(merchant: SubMerchant, expected_version, actor: str, action: str, chan
     return merchant
 
 
-def update(account_id: str, actor: str, merchant_id: str, body: dict) -> SubMerchant:
+def update(account_id: str, actor: str, merchant_id: str, body: dict) -> tuple[SubMerchant, Job | None]:
+    """Edit the merchant; a new `sub_service_provider` also starts (or queues) the job that
+    moves its history there (C5.8), returned with it."""
     merchant = get(account_id, merchant_id)
     versioning.check_version(merchant, body.get("version"), "sub-merchant")
     for fixed, why in (("sp_mchid", "a sub-merchant stays with its provider"),
-                       ("sub_service_provider", "changing it moves the merchant's history: a re-attribution "
-                                                "job (C5.8), not an edit"),
                        ("channel", "use PUT /v1/sub-merchants/{merchant_id}/channel")):
         if fixed in body:
             raise InvalidField(fixed, f"{fixed} cannot be changed here: {why}")
+    for fixed in alipay_authorization.NOT_EDITABLE:
+        if fixed in body:
+            raise InvalidField(fixed, f"{fixed} cannot be changed here: {alipay_authorization.HOW_TO_CHANGE}")
     changes = {}
     if "sub_mchid" in body:
         sub_mchid = _sub_mchid(body["sub_mchid"])
@@ -187,11 +201,22 @@ def update(account_id: str, actor: str, merchant_id: str, body: dict) -> SubMerc
                 raise
             changes["sub_mchid"] = {"from": None, "to": sub_mchid}
             merchant.sub_mchid = sub_mchid
+    new_ssp = None
+    if "sub_service_provider" in body:
+        new_ssp = _attached_ssp(account_id, merchant.sp_mchid, body["sub_service_provider"])
+        if (new_ssp.member_account_id if new_ssp else None) == merchant.ssp_account_id:
+            body = {name: value for name, value in body.items() if name != "sub_service_provider"}
     for name, value in _clean(body, creating=False).items():
         if getattr(merchant, name) != value:
             changes[name] = {"from": getattr(merchant, name), "to": value}
             setattr(merchant, name, value)
-    return _save(merchant, body.get("version"), actor, "sub_merchant.updated", changes)
+    merchant = _save(merchant, body.get("version"), actor, "sub_merchant.updated", changes)
+    if "sub_service_provider" not in body:
+        return merchant, None
+    old_ssp = _attached_ssp(account_id, merchant.sp_mchid, merchant.ssp_account_id) if merchant.ssp_account_id \
+        else None
+    job = reattribution.start(merchant, actor, old_ssp, new_ssp)
+    return get(account_id, merchant_id), job
 
 
 def reset_keys(account_id: str, actor: str, merchant_id: str) -> dict:
@@ -266,11 +291,14 @@ def view(merchant: SubMerchant) -> dict:
     return {"object": "sub_merchant", "id": merchant.merchant_id, "sp_mchid": merchant.sp_mchid,
             "sub_service_provider": merchant.ssp_account_id, "order_prefix": merchant.order_prefix,
             **{name: getattr(merchant, name) for name in ("name", "short_name", "admin_name", "admin_email",
+                                                          "admin_phone", "maidan_opened", "maidan_updated_at",
                                                           "sub_mchid", "logo_url", "ad_image_url", "ad_link_url",
                                                           "remark", "channel", "source", "version", "created_at",
                                                           "updated_at")},
+            "reattribution_jobs": list(merchant.reattribution_jobs or []),
             "keys": {"auth_key_set": "auth_key" in keys, "public_key_pem": keys.get("public_key_pem"),
-                     "reset_at": keys.get("reset_at")}}
+                     "reset_at": keys.get("reset_at")},
+            "alipay_authorization": alipay_authorization.view(merchant)}
 
 
 def read_only_view(merchant: SubMerchant) -> dict:

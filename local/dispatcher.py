@@ -26,19 +26,30 @@ request at a time (local/moto_atomic.py), so a long poll would hold up every oth
 RECEIVE_LIMIT = 10
 """SQS returns at most 10 messages per receive; Lambda may gather more, locally we do not."""
 RETRY_DELAY_SECONDS = 1.0
+PAGE_HANDLER_WORKERS = 8
+JOB_PAGE_HANDLERS = ("sync_sub_merchant_pages", "reattribute_transaction_pages")
+
+
+def job_page_concurrency(workers: int = PAGE_HANDLER_WORKERS) -> dict[str, int]:
+    """Several workers for the handlers that page through a job; one for the rest."""
+    return {name: workers for name in JOB_PAGE_HANDLERS}
 
 
 def sqs_sources(app) -> list[SQSEventConfig]:
     return [source for source in app.event_sources if isinstance(source, SQSEventConfig)]
 
 
-def resolve_queue(sqs_client, source: SQSEventConfig) -> tuple[str, str]:
-    """The queue's URL and ARN, whether the decorator named the queue or gave its ARN."""
+def resolve_queue(sqs_client, source: SQSEventConfig, stack_name: str = "") -> tuple[str, str]:
+    """The queue's URL and ARN, whether the decorator named the queue or gave its ARN.
+
+    A name holding `${AWS::StackName}` gets `stack_name` there, as CloudFormation's Fn::Sub
+    does for the deployed event source."""
     if source.queue_arn:
         _, _, _, _, account, name = source.queue_arn.split(":", 5)
         url = sqs_client.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
         return url, source.queue_arn
-    url = sqs_client.get_queue_url(QueueName=source.queue)["QueueUrl"]
+    name = source.queue.replace("${AWS::StackName}", stack_name)
+    url = sqs_client.get_queue_url(QueueName=name)["QueueUrl"]
     arn = sqs_client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     return url, arn
 
@@ -134,22 +145,28 @@ def _poll_forever(app, sqs_client, source: SQSEventConfig, queue_url: str, queue
             stop.wait(IDLE_SECONDS)
 
 
-def start(app, sqs_client, stop: threading.Event) -> list[threading.Thread]:
-    """One polling thread per queue handler of the app, until `stop` is set."""
+def start(app, sqs_client, stop: threading.Event, stack_name: str = "",
+          concurrency: dict[str, int] | None = None) -> list[threading.Thread]:
+    """Polling threads for every queue handler of the app, until `stop` is set: as many as
+    `concurrency` names for the handler (default 1). Lambda runs several invocations of a
+    handler at once; the job page handlers need that to page through providers in parallel."""
     sources = sqs_sources(app)
     if not sources:
         log.info("dispatcher: the app has no queue handlers; nothing to poll")
     threads = []
     for source in sources:
         try:
-            queue_url, queue_arn = resolve_queue(sqs_client, source)
+            queue_url, queue_arn = resolve_queue(sqs_client, source, stack_name)
         except ClientError as exc:
             log.error("dispatcher: %s will get no messages: queue %s not found (%s)",
                       source.name, source.queue or source.queue_arn, exc)
             continue
-        thread = threading.Thread(target=_poll_forever, args=(app, sqs_client, source, queue_url, queue_arn, stop),
-                                  name=f"dispatch-{source.name}", daemon=True)
-        thread.start()
-        log.info("dispatcher: %s <- %s", source.name, queue_url)
-        threads.append(thread)
+        workers = (concurrency or {}).get(source.name, 1)
+        for worker in range(workers):
+            thread = threading.Thread(target=_poll_forever,
+                                      args=(app, sqs_client, source, queue_url, queue_arn, stop),
+                                      name=f"dispatch-{source.name}-{worker}", daemon=True)
+            thread.start()
+            threads.append(thread)
+        log.info("dispatcher: %s <- %s (%d workers)", source.name, queue_url, workers)
     return threads

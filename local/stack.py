@@ -253,7 +253,8 @@ def _start_in_process_parts(running: contextlib.ExitStack) -> None:
     if demo.ensure_demo_account():
         log.info("created the demo console account %s", demo.DEMO_EMAIL)
     workers_stop = threading.Event()
-    workers = dispatcher.start(app, boto3.client("sqs", region_name=REGION), workers_stop)
+    workers = dispatcher.start(app, boto3.client("sqs", region_name=REGION), workers_stop, STACK_NAME,
+                               dispatcher.job_page_concurrency())
     workers += scheduler.start(app, REGION, workers_stop)
     running.callback(_stop_workers, workers_stop, workers)
 

@@ -51,3 +51,15 @@ def list_notifications():
     return jsonify([{"id": n.notification_id, "system": n.system, "url": n.url, "acknowledged": n.acknowledged,
                      "gave_up": n.gave_up, "attempts": len(n.attempts), "next_at": n.next_at}
                     for n in world().notifier.notifications.values()])
+
+
+@blueprint.post("/sandbox/maidan/broken-pages")
+def break_maidan_page():
+    """Make one page of a provider's sub-merchants fail every time (or work again: `broken: false`)."""
+    body = request.get_json(silent=True) or {}
+    page = (str(body.get("sp_mchid")), int(body.get("offset", 0)))
+    if body.get("broken", True):
+        world().broken_maidan_pages.add(page)
+    else:
+        world().broken_maidan_pages.discard(page)
+    return jsonify({"broken": sorted(list(p) for p in world().broken_maidan_pages)})

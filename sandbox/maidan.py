@@ -19,6 +19,7 @@ import hmac
 import json
 import re
 import secrets
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
@@ -169,9 +170,14 @@ def list_sub_merchants(sp_mchid: str):
     offset = _decode_cursor(cursor, sp_mchid) if cursor else 0
     if offset is None or offset > count:
         return _param_error("cursor is not valid for this provider")
+    if (sp_mchid, offset) in world().broken_maidan_pages:
+        return error(500, "SYSTEM_ERROR", "系统繁忙，请稍后再试")
+    if world().config.maidan_page_latency_seconds:
+        time.sleep(world().config.maidan_page_latency_seconds)
     end = min(offset + int(limit), count)
     page = [world().sub_merchant(provider.index, number) for number in range(offset, end)]
     return signed(200, {
+        "total": count,
         "data": [{"sub_mchid": m.sub_mchid, "name": m.name, "short_name": m.short_name,
                   "admin_name": m.admin_name, "admin_email": m.admin_email, "admin_phone": m.admin_phone,
                   "logo_url": m.logo_url, "opened_maidan": m.opened_maidan,

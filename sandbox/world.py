@@ -105,6 +105,8 @@ class SandboxConfig:
     providers: int = 50
     sub_merchants: int = 20000
     in_process: bool = False
+    maidan_page_latency_seconds: float = 0.0
+    """How long each page of sub-merchants takes to answer (benchmarks fix it)."""
     """True when mounted in a test's httpx transport: faults then time out without waiting."""
 
 
@@ -126,6 +128,8 @@ class World:
     lock: threading.RLock = field(default_factory=threading.RLock)
     components: dict = field(default_factory=dict)
     maidan_openings: dict = field(default_factory=dict)
+    broken_maidan_pages: set = field(default_factory=set)
+    """(sp_mchid, offset) of sub-merchant pages that always answer SYSTEM_ERROR (a poison page)."""
     """mch id -> (opened, at): what tests changed; everything else is generated."""
     notifier: Notifier = field(init=False)
     faults: Faults = field(init=False)

@@ -29,6 +29,7 @@ PARAMETERS = {
 STATIC_ENV = {
     "AWS_DEFAULT_REGION": REGION, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
     "CLOUDPAY_STAGE": "test", "UPSTREAM_RETRIES": "1", "POWERTOOLS_LOG_LEVEL": "WARNING", "LOG_LEVEL": "WARNING",
+    "JOB_RETRY_BASE_SECONDS": "0",
 }
 
 
@@ -38,7 +39,8 @@ def expected_env() -> dict[str, str]:
              "LoginAttemptsTable": "login-attempts", "WechatBindingsTable": "wechat-bindings",
              "QrCodesTable": "qr-codes", "IdempotencyTable": "idempotency",
              "ProvidersTable": "providers", "AuditLogTable": "audit-log",
-             "SubServiceProvidersTable": "sub-service-providers", "SubMerchantsTable": "sub-merchants"}
+             "SubServiceProvidersTable": "sub-service-providers", "SubMerchantsTable": "sub-merchants",
+             "JobsTable": "jobs", "JobStepsTable": "job-steps", "OrdersTable": "orders", "RefundsTable": "refunds"}
     env = {}
     for variable, node in infra.template_env().items():
         if "Ref" in node and node["Ref"] in PARAMETERS:
@@ -69,6 +71,8 @@ def in_memory_aws():
         for variable, value in expected_env().items():
             assert resolved[variable] == value, variable
         os.environ["SYNC_QUEUE_URL"] = resolved["SYNC_QUEUE_URL"]
+        for variable in ("REATTRIBUTION_QUEUE_URL", "SYNC_DEAD_LETTER_QUEUE_URL", "REATTRIBUTION_DEAD_LETTER_QUEUE_URL"):
+            os.environ[variable] = resolved[variable]
         os.environ["KMS_KEY_ID"] = resolved["KMS_KEY_ID"]
         yield resolved
 

@@ -177,6 +177,8 @@ class SubMerchantPage:
     sub_merchants: tuple[MaidanSubMerchant, ...]
     next_cursor: str | None
     """Pass it back for the next page; None on the last page."""
+    total: int | None
+    """How many sub-merchants the provider has in all (progress and ETA only)."""
 
 
 def list_sub_merchants(sp_mchid: str, cursor: str | None = None, limit: int = 50) -> SubMerchantPage:
@@ -194,7 +196,8 @@ def list_sub_merchants(sp_mchid: str, cursor: str | None = None, limit: int = 50
         admin_name=m.get("admin_name", ""), admin_email=m.get("admin_email", ""),
         admin_phone=m.get("admin_phone", ""), logo_url=m.get("logo_url"),
         opened_maidan=bool(m["opened_maidan"]), updated_at=m["updated_at"]) for m in data["data"])
-    return SubMerchantPage(merchants, data.get("next_cursor"))
+    total = data.get("total")
+    return SubMerchantPage(merchants, data.get("next_cursor"), total if type(total) is int else None)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,400 @@
+"""C5.3 / B1: bring every provider's sub-merchants over from 买单, one queue message per page.
+
+Start: one job per account at a time (a lock claim). The page messages are sent before the
+job record is written: a start that dies in between leaves messages for a job that never
+existed, which workers drop, instead of a job that would wait forever for messages.
+
+A page (`handle_page`), for provider P at page n:
+  1. P's step must be at page n (behind: a duplicate, dropped; ahead: the previous page is
+     still committing, put back for a second).
+  2. Fetch page n at the step's stored cursor from 买单.
+  3. Classify each merchant against its record (found through its sub_mchid claim):
+     created, updated, unchanged or failed. A record this job already wrote says what the
+     job did to it (`sync_job`, `sync_outcome`), so a page redone after a worker died
+     mid-write is classified as the first attempt classified it.
+  4. Write records and claims with BatchWriteItem, 25 per call.
+  5. Send the message for page n+1, then commit: one transaction advances the step to n+1
+     only if it is still at n, and adds the page's counts to the job. A duplicate, or a
+     page redone, fails that condition and counts nothing.
+Sending before committing means a worker that dies between the two leaves a duplicate
+message, never a missing one.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+
+from pynamodb.exceptions import DoesNotExist, PutError
+
+from chalicelib import batch_writes, jobs, queues, settings
+from chalicelib.errors import Conflict
+from chalicelib.log import logger
+from chalicelib.models.accounts import UniqueClaim
+from chalicelib.models.base import condition_failed, now
+from chalicelib.models.bindings import WechatBinding
+from chalicelib.models.jobs import Job, JobStep
+from chalicelib.models.providers import Provider
+from chalicelib.models.sub_merchants import SubMerchant
+from chalicelib.sub_merchants import order_prefixes
+from chalicelib.upstream import maidan
+from chalicelib.upstream.http import UpstreamUnavailable
+
+PAGE_SIZE = maidan.MAX_PAGE_SIZE
+ORPHAN_AFTER_SECONDS = 120
+"""A message whose job record is still missing this long after it was sent belongs to a
+start that died (or lost the race to another start): dropped."""
+FAILURES_KEPT_PER_PROVIDER = 20
+RUNNING, DONE, FAILED, NOT_IN_MAIDAN = "RUNNING", "DONE", "FAILED", "NOT_IN_MAIDAN"
+_MAIDAN_FIELDS = ("name", "short_name", "admin_name", "admin_email", "admin_phone", "logo_url", "maidan_opened",
+                  "maidan_updated_at")
+_LIMITS = {"name": 64, "short_name": 32, "admin_name": 32}
+
+
+def _lock(account_id: str) -> str:
+    return jobs.lock_name(jobs.SUB_MERCHANT_SYNC, account_id)
+
+
+def _queue_url() -> str:
+    return settings.current().sync_queue_url
+
+
+def _providers(account_id: str) -> list[Provider]:
+    return list(Provider.query(account_id))
+
+
+def _unsynced_maidan_providers(account_id: str, known: set[str]) -> list[dict]:
+    """Providers the account's bound 买单 admins hold in 买单 but the account has not synced
+    (C3.2): reported so the user syncs them first, never created here."""
+    reports, seen = [], set(known)
+    for binding in WechatBinding.query(account_id):
+        if not binding.unionid:
+            continue
+        try:
+            lookup = maidan.lookup_admin(binding.unionid)
+        except (UpstreamUnavailable, maidan.MaidanError, maidan.MaidanSignatureError) as exc:
+            reports.append({"type": "provider_check_failed",
+                            "message": f"could not ask 买单 which providers a bound WeChat administers: {exc}"})
+            continue
+        for provider in lookup.providers:
+            if provider.sp_mchid not in seen:
+                seen.add(provider.sp_mchid)
+                reports.append({"type": "provider_not_synced", "sp_mchid": provider.sp_mchid, "name": provider.name,
+                                "message": "this 买单 provider is not in the account yet, so its sub-merchants "
+                                           "were not synced: sync providers first (POST /v1/provider-sync-codes)"})
+    return reports
+
+
+def start(account_id: str) -> tuple[Job, bool]:
+    """(job, started): a new job, or the one already running for the account."""
+    running = jobs.running_holder(_lock(account_id), account_id)
+    if running is not None:
+        return running, False
+    providers = _providers(account_id)
+    at = now()
+    job = Job(account_id=account_id, job_id=jobs.new_job_id(), kind=jobs.SUB_MERCHANT_SYNC, status=jobs.RUNNING,
+              created_at=at, started_at=at, progressed_at=at, providers_total=len(providers),
+              providers_remaining=len(providers),
+              reports=_unsynced_maidan_providers(account_id, {p.sp_mchid for p in providers}))
+    if not providers:
+        job.status, job.ended_at = jobs.COMPLETED, at
+        job.reports = [{"type": "no_providers", "message": "the account has no providers: sync providers from "
+                                                           "买单 first (POST /v1/provider-sync-codes)"}] + job.reports
+        job.save(condition=Job.job_id.does_not_exist())
+        return job, True
+    queues.send(_queue_url(), [{"account_id": account_id, "job_id": job.job_id, "sp_mchid": provider.sp_mchid,
+                                "page": 0} for provider in providers])
+
+    def write(tx) -> None:
+        tx.save(job, condition=Job.job_id.does_not_exist())
+        tx.save(jobs.lock_claim(_lock(account_id), job.job_id), condition=UniqueClaim.claim.does_not_exist())
+
+    if not jobs.commit(write):
+        running = jobs.running_holder(_lock(account_id), account_id)
+        if running is None:
+            raise Conflict("another sync started at the same moment; ask again", code="sync_starting")
+        return running, False
+    logger.info("sub-merchant sync started", extra={"job_id": job.job_id, "providers": len(providers)})
+    return job, True
+
+
+# --- a page -----------------------------------------------------------------------------------------
+
+
+def _step(job_id: str, sp_mchid: str) -> JobStep | None:
+    try:
+        return JobStep.get(job_id, sp_mchid, consistent_read=True)
+    except DoesNotExist:
+        return None
+
+
+def _first_step(job: Job, sp_mchid: str) -> JobStep:
+    at = now()
+    step = JobStep(job_id=job.job_id, step=sp_mchid, account_id=job.account_id, status=RUNNING, next_page=0,
+                   updated_at=at, expires_at=at + settings.current().job_step_ttl_seconds)
+    try:
+        step.save(condition=JobStep.step.does_not_exist())
+        return step
+    except PutError as exc:
+        if not condition_failed(exc):
+            raise
+    return _step(job.job_id, sp_mchid)
+
+
+def synced_merchant_id(account_id: str, sub_mchid: str) -> str:
+    """The id a sync gives the merchant it creates: the same on every attempt, so a page
+    redone after a crash finds the record it wrote instead of creating a second one."""
+    return "m_" + hashlib.sha256(f"{account_id}:{sub_mchid}".encode()).hexdigest()[:16]
+
+
+def _maidan_values(merchant: maidan.MaidanSubMerchant) -> dict:
+    return {"name": merchant.name.strip(), "short_name": merchant.short_name.strip() or None,
+            "admin_name": merchant.admin_name.strip() or None,
+            "admin_email": merchant.admin_email.strip().lower() or None,
+            "admin_phone": merchant.admin_phone.strip() or None, "logo_url": merchant.logo_url or None,
+            "maidan_opened": merchant.opened_maidan, "maidan_updated_at": merchant.updated_at}
+
+
+def _problem(values: dict) -> str | None:
+    """Why Cloud Pay cannot take this merchant as 买单 describes it, or None."""
+    if not values["name"]:
+        return "买单 gives it no name"
+    for name, limit in _LIMITS.items():
+        if values[name] and len(values[name]) > limit:
+            return f"its {name} is longer than {limit} characters"
+    if values["logo_url"] and not values["logo_url"].startswith("https://"):
+        return "its logo_url is not https"
+    return None
+
+
+def _plan(job: Job, sp_mchid: str, page: maidan.SubMerchantPage) -> tuple[dict, list, list, list]:
+    """Classify the page: (counts, records to put, claims to put, failures)."""
+    account_id = job.account_id
+    claims = {claim.claim: claim.owner_id for claim in UniqueClaim.batch_get(
+        [f"sub_mchid#{m.sub_mchid}" for m in page.sub_merchants])}
+    ids = {m.sub_mchid: claims.get(f"sub_mchid#{m.sub_mchid}") or synced_merchant_id(account_id, m.sub_mchid)
+           for m in page.sub_merchants}
+    records = {record.merchant_id: record for record in SubMerchant.batch_get(
+        [(account_id, merchant_id) for merchant_id in set(ids.values())], consistent_read=True)}
+    counts = {"created": 0, "updated": 0, "unchanged": 0, "failed": 0}
+    puts, claim_puts, failures, creating = [], [], [], []
+    at = now()
+    for merchant in page.sub_merchants:
+        values = _maidan_values(merchant)
+        record = records.get(ids[merchant.sub_mchid])
+        claimed = f"sub_mchid#{merchant.sub_mchid}" in claims
+        reason = _problem(values)
+        if reason is None and claimed and record is None:
+            reason = "its sub_mchid belongs to a sub-merchant of another Cloud Pay account"
+        if reason is None and record is not None and record.sp_mchid != sp_mchid:
+            reason = f"it is a sub-merchant of provider {record.sp_mchid} here, but 买单 lists it under {sp_mchid}"
+        if reason:
+            counts["failed"] += 1
+            failures.append({"sub_mchid": merchant.sub_mchid, "reason": reason})
+            continue
+        if record is None:
+            counts["created"] += 1
+            creating.append((merchant, values))
+            continue
+        outcome = record.sync_outcome if record.sync_job == job.job_id else None
+        if outcome == "created":
+            claim_puts.append(UniqueClaim(claim=f"sub_mchid#{merchant.sub_mchid}", owner_id=record.merchant_id,
+                                          created_at=at))
+        changed = any(getattr(record, name) != value for name, value in values.items())
+        if outcome is None:
+            outcome = "updated" if changed else "unchanged"
+        counts[outcome] += 1
+        if changed:
+            for name, value in values.items():
+                setattr(record, name, value)
+            record.updated_at, record.version = at, (record.version or 0) + 1
+            if record.sync_job != job.job_id:
+                record.sync_job, record.sync_outcome = job.job_id, outcome
+            puts.append(record)
+    prefixes = order_prefixes(len(creating))
+    for (merchant, values), prefix in zip(creating, prefixes):
+        merchant_id = synced_merchant_id(account_id, merchant.sub_mchid)
+        puts.append(SubMerchant(account_id=account_id, merchant_id=merchant_id, sp_mchid=sp_mchid,
+                                provider_key=f"{account_id}#{sp_mchid}", order_prefix=prefix,
+                                sub_mchid=merchant.sub_mchid, channel="maidan", source="maidan", created_at=at,
+                                updated_at=at, version=1, sync_job=job.job_id, sync_outcome="created", **values))
+        claim_puts.append(UniqueClaim(claim=f"sub_mchid#{merchant.sub_mchid}", owner_id=merchant_id, created_at=at))
+    return counts, puts, claim_puts, failures
+
+
+def _record_attempt(step: JobStep, page_no: int, error: str) -> None:
+    """Note why the page failed, for the job detail; the retry itself is the queue's."""
+    try:
+        step.update(actions=[JobStep.attempts.add(1), JobStep.last_error.set(error[:500]),
+                             JobStep.updated_at.set(now())],
+                    condition=(JobStep.next_page == page_no) & (JobStep.status == RUNNING))
+    except Exception as exc:
+        if not condition_failed(exc):
+            raise
+
+
+def handle_messages(event: dict, context) -> dict:
+    """The sync queue's handler: each message is one page (see the module docstring)."""
+    return jobs.handle_records(event, context, _queue_url(), handle_page)
+
+
+def handle_dead_letters(event: dict, context) -> dict:
+    return jobs.handle_records(event, context, settings.current().sync_dead_letter_queue_url, handle_dead_letter)
+
+
+def handle_page(body: dict, sent_at: float) -> str:
+    account_id, job_id, sp_mchid, page_no = jobs.message_fields(body, "account_id", "job_id", "sp_mchid", "page")
+    job = jobs.wait_for(lambda: jobs.load(account_id, job_id), lambda found: found is not None)
+    if job is None:
+        if time.time() - sent_at > ORPHAN_AFTER_SECONDS:
+            return "orphan"
+        raise queues.RetryLater("the job record is not written yet")
+    if job.status != jobs.RUNNING:
+        return "job_ended"
+    step = _step(job_id, sp_mchid) or (_first_step(job, sp_mchid) if page_no == 0 else None)
+    if step is None or step.status in (DONE, NOT_IN_MAIDAN) or page_no < step.next_page:
+        return "duplicate"
+    if step.status == FAILED:
+        raise queues.RetryLater("the page is marked failed; a retry may be reopening it")
+    if page_no > step.next_page:
+        step = jobs.wait_for(lambda: _step(job_id, sp_mchid), lambda found: found.next_page >= page_no)
+    if step.status != RUNNING or page_no < step.next_page:
+        return "duplicate"
+    if page_no > step.next_page:
+        raise queues.RetryLater("the previous page is still being committed", seconds=1)
+    try:
+        page = maidan.list_sub_merchants(sp_mchid, step.cursor, PAGE_SIZE)
+    except maidan.MaidanError as exc:
+        if exc.status == 404 and page_no == 0:
+            return "not_in_maidan" if _commit_not_in_maidan(job, step) else "duplicate"
+        _record_attempt(step, page_no, f"买单 refused the page: {exc}")
+        raise jobs.PageFailed(str(exc)) from exc
+    except (UpstreamUnavailable, maidan.MaidanSignatureError) as exc:
+        _record_attempt(step, page_no, str(exc))
+        raise jobs.PageFailed(str(exc)) from exc
+    counts, puts, claims, failures = _plan(job, sp_mchid, page)
+    batch_writes.put_all(SubMerchant, puts)
+    batch_writes.put_all(UniqueClaim, claims)
+    if page.next_cursor:
+        queues.send(_queue_url(), [{"account_id": account_id, "job_id": job_id, "sp_mchid": sp_mchid,
+                                    "page": page_no + 1}])
+    if not _commit_page(job, step, page_no, page, counts, failures):
+        return "duplicate"
+    if not page.next_cursor:
+        jobs.end_if_done(account_id, job_id, _lock(account_id))
+    return "applied"
+
+
+def _commit_page(job: Job, step: JobStep, page_no: int, page: maidan.SubMerchantPage, counts: dict,
+                 failures: list) -> bool:
+    last = page.next_cursor is None
+    at = now()
+    step_actions = [JobStep.next_page.set(page_no + 1), JobStep.pages_done.add(1), JobStep.updated_at.set(at),
+                    JobStep.attempts.set(0)]
+    step_actions.append(JobStep.cursor.remove() if last else JobStep.cursor.set(page.next_cursor))
+    job_actions = [Job.pages_done.add(1), Job.progressed_at.set(at)]
+    for name, count in counts.items():
+        if count:
+            step_actions.append(getattr(JobStep, name).add(count))
+            job_actions.append(getattr(Job, name).add(count))
+    if failures and len(step.failures or []) < FAILURES_KEPT_PER_PROVIDER:
+        kept = (step.failures or []) + failures
+        step_actions.append(JobStep.failures.set(kept[:FAILURES_KEPT_PER_PROVIDER]))
+    if page_no == 0:
+        step_actions.append(JobStep.expected.set(page.total or 0))
+        job_actions += [Job.providers_counted.add(1), Job.merchants_expected.add(page.total or 0)]
+    if last:
+        step_actions.append(JobStep.status.set(DONE))
+        job_actions += [Job.providers_done.add(1), Job.providers_remaining.add(-1)]
+
+    def write(tx) -> None:
+        tx.update(step, actions=step_actions,
+                  condition=(JobStep.next_page == page_no) & (JobStep.status == RUNNING))
+        tx.update(Job(job.account_id, job.job_id), actions=job_actions, condition=Job.status == jobs.RUNNING)
+
+    return jobs.commit(write)
+
+
+def _commit_not_in_maidan(job: Job, step: JobStep) -> bool:
+    """A provider 买单 does not know (created by hand): nothing to sync, reported in the job."""
+    def write(tx) -> None:
+        tx.update(step, actions=[JobStep.status.set(NOT_IN_MAIDAN), JobStep.updated_at.set(now()),
+                                 JobStep.expected.set(0)],
+                  condition=(JobStep.next_page == 0) & (JobStep.status == RUNNING))
+        tx.update(Job(job.account_id, job.job_id),
+                  actions=[Job.providers_done.add(1), Job.providers_remaining.add(-1), Job.providers_counted.add(1),
+                           Job.progressed_at.set(now())], condition=Job.status == jobs.RUNNING)
+
+    committed = jobs.commit(write)
+    if committed:
+        jobs.end_if_done(job.account_id, job.job_id, _lock(job.account_id))
+    return committed
+
+
+# --- dead letters and retry ---------------------------------------------------------------------------
+
+
+def handle_dead_letter(body: dict, sent_at: float) -> str:
+    """A page that kept failing: mark it failed in its job (once), so the job can end and the
+    console can offer a retry."""
+    account_id, job_id, sp_mchid, page_no = jobs.message_fields(body, "account_id", "job_id", "sp_mchid", "page")
+    job = jobs.load(account_id, job_id)
+    step = _step(job_id, sp_mchid) if job is not None else None
+    if job is None or step is None or job.status != jobs.RUNNING or step.status != RUNNING \
+            or step.next_page != page_no:
+        return "ignored"
+
+    def write(tx) -> None:
+        tx.update(step, actions=[JobStep.status.set(FAILED), JobStep.updated_at.set(now())],
+                  condition=(JobStep.next_page == page_no) & (JobStep.status == RUNNING))
+        tx.update(Job(account_id, job_id), actions=[Job.providers_failed.add(1), Job.providers_remaining.add(-1),
+                                                    Job.pages_failed.add(1), Job.progressed_at.set(now())],
+                  condition=Job.status == jobs.RUNNING)
+
+    if not jobs.commit(write):
+        return "ignored"
+    logger.warning("sync page dead-lettered", extra={"job_id": job_id, "sp_mchid": sp_mchid, "page": page_no,
+                                                     "error": step.last_error})
+    jobs.end_if_done(account_id, job_id, _lock(account_id))
+    return "page_failed"
+
+
+def failed_steps(job_id: str) -> list[JobStep]:
+    return [step for step in JobStep.query(job_id, filter_condition=JobStep.status == FAILED)]
+
+
+def retry(job: Job) -> Job:
+    """C7: send the failed pages again. The job runs again (and holds the account's sync lock)
+    until they are done or fail again."""
+    failed = failed_steps(job.job_id)
+    if not failed:
+        raise Conflict("this job has no failed pages to retry", param="job_id", code="nothing_to_retry")
+    lock = _lock(job.account_id)
+    if not jobs.take_lock(lock, job.job_id):
+        raise Conflict("another sub-merchant sync is running for this account; retry when it ends",
+                       code="sync_running")
+    for step in failed:
+        queues.send(_queue_url(), [{"account_id": job.account_id, "job_id": job.job_id, "sp_mchid": step.step,
+                                    "page": step.next_page}])
+
+        def write(tx, step=step) -> None:
+            tx.update(step, actions=[JobStep.status.set(RUNNING), JobStep.attempts.set(0),
+                                     JobStep.updated_at.set(now())], condition=JobStep.status == FAILED)
+            tx.update(Job(job.account_id, job.job_id),
+                      actions=[Job.providers_failed.add(-1), Job.providers_remaining.add(1), Job.pages_failed.add(-1),
+                               Job.status.set(jobs.RUNNING), Job.ended_at.remove(), Job.progressed_at.set(now())])
+
+        jobs.commit(write)
+    return jobs.load(job.account_id, job.job_id)
+
+
+def step_view(step: JobStep) -> dict:
+    return {"sp_mchid": step.step, "status": step.status, "pages_done": step.pages_done, "next_page": step.next_page,
+            "expected": step.expected, "created": step.created, "updated": step.updated,
+            "unchanged": step.unchanged, "failed": step.failed, "failures": step.failures or [],
+            "attempts": step.attempts, "last_error": step.last_error}
+
+
+def steps(job_id: str) -> list[JobStep]:
+    return list(JobStep.query(job_id, attributes_to_get=[
+        "step", "status", "pages_done", "next_page", "expected", "created", "updated", "unchanged", "failed",
+        "failures", "attempts", "last_error", "job_id", "account_id", "updated_at", "expires_at"]))

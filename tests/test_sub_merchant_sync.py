@@ -1,0 +1,267 @@
+"""C5.3 / B1 / C7: syncing sub-merchants from 买单 through the queues, exactly, under faults."""
+from __future__ import annotations
+
+import json
+import threading
+
+import boto3
+import pytest
+
+from chalicelib import batch_writes, queues, sub_merchant_sync
+from chalicelib.models.accounts import UniqueClaim
+from chalicelib.models.jobs import JobStep
+from chalicelib.models.sub_merchants import SubMerchant
+from sandbox.world import SandboxConfig
+from tests import environment
+from tests.queues import WorkerKilled, drain, make_messages_return_at_once
+
+PROVIDERS = 5
+SUB_MERCHANTS = 1200
+
+
+@pytest.fixture
+def sandbox_and_wire():
+    """Five 买单 providers, all administered by admin-01, with 1,200 sub-merchants between them."""
+    config = SandboxConfig(providers=PROVIDERS, sub_merchants=SUB_MERCHANTS, in_process=True)
+    with environment.sandbox_in_process(config) as world_and_wire:
+        yield world_and_wire
+
+
+@pytest.fixture
+def app(client):
+    from app import app as chalice_app
+    make_messages_return_at_once(chalice_app)
+    return chalice_app
+
+
+@pytest.fixture
+def owner(bound_console, sandbox, app):
+    """The account with admin-01's providers synced into it (all but the last one)."""
+    from chalicelib import providers
+    account_id = bound_console.call("GET", "/v1/me").json["id"]
+    for provider in sandbox.providers_of("admin-01")[:-1]:
+        providers.upsert_from_maidan(account_id, account_id, provider.sp_mchid, provider.name)
+    bound_console.account_id = account_id
+    return bound_console
+
+
+def _expected(sandbox, synced: int = PROVIDERS - 1) -> dict[str, int]:
+    return {sandbox.provider(i).sp_mchid: sandbox.sub_merchant_count(i) for i in range(synced)}
+
+
+def _start(owner):
+    answer = owner.call("POST", "/v1/sub-merchant-sync-jobs")
+    assert answer.status == 202, answer.json
+    return answer.json
+
+
+def _job(owner, job_id):
+    return owner.call("GET", f"/v1/jobs/{job_id}").json
+
+
+def _records(account_id):
+    return {record.sub_mchid: record for record in SubMerchant.query(account_id)}
+
+
+def _assert_exact(owner, sandbox, job):
+    expected = _expected(sandbox)
+    total = sum(expected.values())
+    records = _records(owner.account_id)
+    assert job["status"] == "COMPLETED", job
+    assert job["progress"]["merchants"] | {"expected": None} == {
+        "expected": None, "created": total, "updated": 0, "unchanged": 0, "failed": 0}
+    assert job["progress"]["merchants"]["expected"] == total and job["progress"]["percent"] == 100.0
+    assert job["progress"]["providers"] == {"total": PROVIDERS - 1, "done": PROVIDERS - 1, "failed": 0}
+    assert job["progress"]["pages"]["done"] == sum(max(1, -(-n // 100)) for n in expected.values())
+    assert len(records) == total
+    for index, (sp_mchid, count) in enumerate(expected.items()):
+        generated = [sandbox.sub_merchant(index, number) for number in range(count)]
+        for merchant in generated:
+            record = records[merchant.sub_mchid]
+            assert (record.sp_mchid, record.name, record.admin_email, record.channel, record.source) == (
+                sp_mchid, merchant.name, merchant.admin_email, "maidan", "maidan")
+    assert len({record.order_prefix for record in records.values()}) == total
+    claims = list(UniqueClaim.batch_get([f"sub_mchid#{sub_mchid}" for sub_mchid in records]))
+    assert {claim.owner_id for claim in claims} == {record.merchant_id for record in records.values()}
+    assert all(step["status"] == "DONE" for step in job["providers"])
+    assert job["ended_at"] is not None
+
+
+def test_a_sync_of_every_provider_creates_each_sub_merchant_once_with_exact_counts(owner, sandbox, app):
+    started = _start(owner)
+
+    assert started["status"] == "RUNNING" and started["kind"] == "sub_merchant_sync"
+    drain(app)
+    _assert_exact(owner, sandbox, _job(owner, started["id"]))
+
+
+def test_a_provider_not_synced_into_the_account_is_reported_not_guessed(owner, sandbox, app):
+    started = _start(owner)
+    drain(app)
+
+    missing = sandbox.provider(PROVIDERS - 1)
+    reports = _job(owner, started["id"])["reports"]
+    assert [(r["type"], r["sp_mchid"]) for r in reports] == [("provider_not_synced", missing.sp_mchid)]
+    assert not any(record.sp_mchid == missing.sp_mchid for record in _records(owner.account_id).values())
+
+
+def test_a_second_start_while_one_runs_answers_the_running_job(owner, app):
+    first = _start(owner)
+
+    again = owner.call("POST", "/v1/sub-merchant-sync-jobs")
+
+    assert again.status == 200 and again.json["id"] == first["id"] and again.json["already_running"] is True
+    drain(app)
+    assert owner.call("POST", "/v1/sub-merchant-sync-jobs").status == 202
+
+
+def test_a_rerun_updates_what_changed_and_never_duplicates(owner, sandbox, app):
+    drain(app) if _start(owner) else None
+    changed = sandbox.sub_merchant(0, 3)
+    sandbox.set_maidan_opened(changed.sub_mchid, not changed.opened_maidan)
+
+    rerun = _start(owner)
+    drain(app)
+
+    job = _job(owner, rerun["id"])
+    total = sum(_expected(sandbox).values())
+    assert job["progress"]["merchants"] | {"expected": None} == {
+        "expected": None, "created": 0, "updated": 1, "unchanged": total - 1, "failed": 0}
+    records = _records(owner.account_id)
+    assert len(records) == total
+    assert records[changed.sub_mchid].maidan_opened is (not changed.opened_maidan)
+
+
+def test_duplicate_deliveries_upstream_failures_and_a_killed_worker_give_the_same_records_and_counts(
+        owner, sandbox, app, monkeypatch):
+    send = queues.send
+    monkeypatch.setattr(queues, "send", lambda url, bodies: send(url, bodies + bodies))
+    sandbox.faults.arm("maidan", "SYSTEM_ERROR", times=6)
+    put_all, kills = batch_writes.put_all, {"left": 3}
+
+    def put_all_then_die(model, items):
+        calls = put_all(model, items[:30])
+        if kills["left"] and model is SubMerchant and len(items) > 30:
+            kills["left"] -= 1
+            raise WorkerKilled()
+        return calls + put_all(model, items[30:])
+
+    monkeypatch.setattr(batch_writes, "put_all", put_all_then_die)
+    started = _start(owner)
+
+    stats = drain(app)
+
+    assert stats["killed"] == 3 and stats["failed"] >= 1
+    _assert_exact(owner, sandbox, _job(owner, started["id"]))
+
+
+def test_the_same_page_handled_by_two_workers_at_once_is_counted_once(owner, sandbox, app):
+    started = _start(owner)
+    sp_mchid = sandbox.provider(0).sp_mchid
+    body = {"account_id": owner.account_id, "job_id": started["id"], "sp_mchid": sp_mchid, "page": 0}
+    outcomes = []
+    workers = [threading.Thread(target=lambda: outcomes.append(sub_merchant_sync.handle_page(body, 0)))
+               for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+
+    assert sorted(outcomes) in (["applied", "duplicate"], ["applied", "applied"]) or "applied" in outcomes
+    step = JobStep.get(started["id"], sp_mchid)
+    assert step.pages_done == 1 and step.created == min(100, sandbox.sub_merchant_count(0))
+    drain(app)
+    _assert_exact(owner, sandbox, _job(owner, started["id"]))
+
+
+def test_a_poison_page_ends_in_the_dead_letter_queue_shows_in_the_job_and_can_be_retried(owner, sandbox, app):
+    broken = sandbox.provider(1)
+    sandbox.broken_maidan_pages.add((broken.sp_mchid, 100))
+    started = _start(owner)
+
+    drain(app)
+
+    job = _job(owner, started["id"])
+    assert job["status"] == "COMPLETED_WITH_FAILURES" and job["retryable"] is True
+    assert job["progress"]["providers"]["failed"] == 1 and job["progress"]["pages"]["failed"] == 1
+    [failed] = [step for step in job["providers"] if step["status"] == "FAILED"]
+    assert failed["sp_mchid"] == broken.sp_mchid and failed["next_page"] == 1
+    assert "SYSTEM_ERROR" in failed["last_error"] or "HTTP 500" in failed["last_error"]
+    assert owner.call("POST", "/v1/sub-merchant-sync-jobs").status == 202  # the lock was released
+    drain(app)
+
+    sandbox.broken_maidan_pages.clear()
+    retried = owner.call("POST", f"/v1/jobs/{started['id']}/retry")
+    assert retried.status == 202 and retried.json["status"] == "RUNNING"
+    drain(app)
+    job = _job(owner, started["id"])
+    assert job["status"] == "COMPLETED" and job["progress"]["providers"]["failed"] == 0
+    assert job["progress"]["merchants"]["created"] + job["progress"]["merchants"]["unchanged"] \
+        == sum(_expected(sandbox).values())
+    assert owner.call("POST", f"/v1/jobs/{started['id']}/retry").error_code == "nothing_to_retry"
+
+
+def test_a_merchant_held_by_another_account_fails_alone_with_its_reason(owner, sandbox, app, console):
+    from chalicelib import providers
+    taken = sandbox.sub_merchant(0, 5)
+    stranger = console.sign_up_and_in("stranger@example.com")
+    stranger_id = stranger.call("GET", "/v1/me").json["id"]
+    providers.create(stranger_id, stranger_id, {"sp_mchid": "1900000109", "name": "别家服务商"})
+    UniqueClaim(claim=f"sub_mchid#{taken.sub_mchid}", owner_id="m_elsewhere", created_at=0).save()
+    started = _start(owner)
+
+    drain(app)
+
+    job = _job(owner, started["id"])
+    assert job["status"] == "COMPLETED_WITH_FAILURES" and job["progress"]["merchants"]["failed"] == 1
+    [step] = [step for step in job["providers"] if step["failures"]]
+    assert step["failures"] == [{"sub_mchid": taken.sub_mchid,
+                                 "reason": "its sub_mchid belongs to a sub-merchant of another Cloud Pay account"}]
+
+
+def test_a_provider_unknown_to_maidan_is_reported_in_its_step(owner, app):
+    owner.call("POST", "/v1/providers", {"sp_mchid": "1999000001", "name": "手工服务商"})
+    started = _start(owner)
+    drain(app)
+
+    job = _job(owner, started["id"])
+    [step] = [step for step in job["providers"] if step["sp_mchid"] == "1999000001"]
+    assert step["status"] == "NOT_IN_MAIDAN" and job["status"] == "COMPLETED"
+
+
+def test_jobs_are_listed_newest_first_and_are_not_found_for_another_account(owner, app, console, phone):
+    first = _start(owner)
+    drain(app)
+    second = _start(owner)
+
+    listed = owner.call("GET", "/v1/jobs").json["data"]
+    assert [job["id"] for job in listed] == [second["id"], first["id"]]
+    assert listed[0]["progress"]["eta_seconds"] is None or listed[0]["progress"]["eta_seconds"] >= 0
+    assert owner.call("GET", "/v1/jobs?status=COMPLETED").json["data"][0]["id"] == first["id"]
+    assert owner.call("GET", "/v1/jobs?kind=nope").json["error"]["param"] == "kind"
+
+    stranger = console.sign_up_and_in("stranger@example.com")
+    phone("admin-01").open(stranger.call("POST", "/v1/wechat-binding-codes").json["url"]).confirm()
+    assert stranger.call("GET", f"/v1/jobs/{first['id']}").status == 404
+    assert stranger.call("POST", f"/v1/jobs/{first['id']}/retry").status == 404
+    assert stranger.call("GET", "/v1/jobs").json["data"] == []
+
+
+def test_the_handler_reports_only_the_failed_message_of_a_batch(owner, app):
+    from app import sync_sub_merchant_pages
+    started = _start(owner)
+    sqs = boto3.client("sqs", region_name=environment.REGION)
+    url = environment.os.environ["SYNC_QUEUE_URL"]
+    sqs.purge_queue(QueueUrl=url)
+    for body in ({"account_id": owner.account_id, "job_id": started["id"], "sp_mchid": "1901000000", "page": 0},
+                 {"no": "fields"}):
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps(body))
+    messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"])
+    from local.dispatcher import lambda_record
+    records = [lambda_record(message, "arn:aws:sqs:ap-east-1:123456789012:q", environment.REGION)
+               for message in messages["Messages"]]
+    bad = [record["messageId"] for record in records if "no" in json.loads(record["body"])]
+
+    answer = sync_sub_merchant_pages({"Records": records}, None)
+
+    assert answer == {"batchItemFailures": [{"itemIdentifier": bad[0]}]}
