@@ -253,6 +253,19 @@ def wait_for(fetch: Callable[[], object], ready: Callable[[object], bool], secon
     return value
 
 
+RESEND_AFTER_SECONDS = 60
+"""Shorter than the queues' visibility timeout (360 s): a page message seen again after its
+worker died comes back later than this."""
+
+
+def next_message_lost(page_no: int, next_page: int, running: bool, progressed_at: int | None) -> bool:
+    """Whether a message for the page just committed, seen again, means the worker died
+    between committing and sending the next page's message: the position is one past it and
+    has not moved since well before a redelivery could come. A plain duplicate delivery
+    arrives while work goes on, and sends nothing."""
+    return running and page_no == next_page - 1 and now() - (progressed_at or 0) > RESEND_AFTER_SECONDS
+
+
 def message_fields(body: dict, *names: str) -> list:
     """The named fields of a job message; a malformed message fails (and is dead-lettered)."""
     missing = [name for name in names if name not in body]

@@ -7,7 +7,9 @@ page's items (each guarded by its version, so a payment updating an order at the
 moment makes the page retry instead of losing the payment's write) and advances the job's
 position, only if the job is still at that page: a duplicate message or a page redone
 after a crash moves nothing twice and counts nothing twice. The job keeps the index
-position, so it resumes where it stopped.
+position, so it resumes where it stopped. The next page's message is sent after the commit;
+one lost to a crash is sent again when the page's own message comes back
+(`jobs.next_message_lost`).
 
 Each order is one item with one `ssp_account_id`, so while the job runs a query sees every
 order exactly once, under its old or its new sub-service-provider.
@@ -104,8 +106,7 @@ def handle_dead_letters(event: dict, context) -> dict:
 
 def handle_page(body: dict, sent_at: float) -> str:
     account_id, job_id, page_no = jobs.message_fields(body, "account_id", "job_id", "page")
-    job = jobs.wait_for(lambda: jobs.load(account_id, job_id),
-                        lambda found: found is not None and (found.next_page or 0) >= page_no)
+    job = jobs.wait_for(lambda: jobs.load(account_id, job_id), lambda found: found is not None)
     if job is None:
         if time.time() - sent_at > ORPHAN_AFTER_SECONDS:
             return "orphan"
@@ -116,6 +117,9 @@ def handle_page(body: dict, sent_at: float) -> str:
     if job.status != jobs.RUNNING:
         raise queues.RetryLater(f"the job is {job.status}")
     if page_no < job.next_page:
+        if jobs.next_message_lost(page_no, job.next_page, True, job.progressed_at):
+            queues.send(_queue_url(), [_message(job)])
+            return "duplicate_resent_next"
         return "duplicate"
     if page_no > job.next_page:
         raise queues.RetryLater("the previous page is still being committed", seconds=1)
@@ -129,8 +133,6 @@ def handle_page(body: dict, sent_at: float) -> str:
     if position is None:
         later = [name for name, _ in PHASES][[name for name, _ in PHASES].index(job.phase) + 1:]
         phase, cursor, finished = (later[0], None, False) if later else (job.phase, None, True)
-    if not finished:
-        queues.send(_queue_url(), [{"account_id": account_id, "job_id": job_id, "page": page_no + 1}])
     if not _commit(job, page_no, model, items, total, phase, cursor, finished):
         latest = jobs.load(account_id, job_id)
         if latest is not None and latest.next_page == page_no and latest.status == jobs.RUNNING:
@@ -139,6 +141,8 @@ def handle_page(body: dict, sent_at: float) -> str:
         return "duplicate"
     if finished:
         _hand_over(jobs.load(account_id, job_id))
+    else:
+        queues.send(_queue_url(), [{"account_id": account_id, "job_id": job_id, "page": page_no + 1}])
     return "applied"
 
 

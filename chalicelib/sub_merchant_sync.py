@@ -13,11 +13,12 @@ A page (`handle_page`), for provider P at page n:
      job did to it (`sync_job`, `sync_outcome`), so a page redone after a worker died
      mid-write is classified as the first attempt classified it.
   4. Write records and claims with BatchWriteItem, 25 per call.
-  5. Send the message for page n+1, then commit: one transaction advances the step to n+1
-     only if it is still at n, and adds the page's counts to the job. A duplicate, or a
-     page redone, fails that condition and counts nothing.
-Sending before committing means a worker that dies between the two leaves a duplicate
-message, never a missing one.
+  5. Commit: one transaction advances the step to n+1 only if it is still at n, and adds
+     the page's counts to the job. A duplicate, or a page redone, fails that condition and
+     counts nothing. Then send the message for page n+1.
+A worker that dies between commit and send leaves page n's message on the queue; when it
+comes back (after the visibility timeout) the step has not moved for a while, so it sends
+the lost message (`jobs.next_message_lost`).
 """
 from __future__ import annotations
 
@@ -251,7 +252,13 @@ def handle_page(body: dict, sent_at: float) -> str:
     if job.status != jobs.RUNNING:
         return "job_ended"
     step = _step(job_id, sp_mchid) or (_first_step(job, sp_mchid) if page_no == 0 else None)
-    if step is None or step.status in (DONE, NOT_IN_MAIDAN) or page_no < step.next_page:
+    if step is None or step.status in (DONE, NOT_IN_MAIDAN):
+        return "duplicate"
+    if page_no < step.next_page:
+        if jobs.next_message_lost(page_no, step.next_page, step.status == RUNNING, step.updated_at):
+            queues.send(_queue_url(), [{"account_id": account_id, "job_id": job_id, "sp_mchid": sp_mchid,
+                                        "page": step.next_page}])
+            return "duplicate_resent_next"
         return "duplicate"
     if step.status == FAILED:
         raise queues.RetryLater("the page is marked failed; a retry may be reopening it")
@@ -274,12 +281,12 @@ def handle_page(body: dict, sent_at: float) -> str:
     counts, puts, claims, failures = _plan(job, sp_mchid, page)
     batch_writes.put_all(SubMerchant, puts)
     batch_writes.put_all(UniqueClaim, claims)
+    if not _commit_page(job, step, page_no, page, counts, failures):
+        return "duplicate"
     if page.next_cursor:
         queues.send(_queue_url(), [{"account_id": account_id, "job_id": job_id, "sp_mchid": sp_mchid,
                                     "page": page_no + 1}])
-    if not _commit_page(job, step, page_no, page, counts, failures):
-        return "duplicate"
-    if not page.next_cursor:
+    else:
         jobs.end_if_done(account_id, job_id, _lock(account_id))
     return "applied"
 

@@ -212,3 +212,24 @@ def test_another_account_cannot_see_or_retry_the_job_and_a_non_attached_account_
     refused = owner.call("PATCH", f"/v1/sub-merchants/{merchant['id']}",
                          {"version": version, "sub_service_provider": "acct_not_attached"})
     assert refused.status == 400 and refused.json["error"]["param"] == "sub_service_provider"
+
+
+def test_a_worker_that_dies_between_commit_and_next_message_is_recovered(world, app, monkeypatch):
+    from chalicelib import jobs
+    owner, merchant, first, second = world
+    send, deaths = queues.send, {"left": 1}
+
+    def die_instead_of_sending_page_two(url, bodies):
+        if deaths["left"] and bodies[0].get("page") == 2:
+            deaths["left"] -= 1
+            raise WorkerKilled()
+        return send(url, bodies)
+
+    monkeypatch.setattr(queues, "send", die_instead_of_sending_page_two)
+    monkeypatch.setattr(jobs, "RESEND_AFTER_SECONDS", -1)
+    job = _change(owner, merchant["id"], second)["reattribution_job"]
+
+    assert drain(app)["killed"] == 1
+    done = owner.call("GET", f"/v1/jobs/{job['id']}").json
+    assert done["status"] == "COMPLETED" and done["progress"]["transactions"]["moved"] == ORDERS + REFUNDS
+    assert _attribution(merchant["id"]) == {second: ORDERS + REFUNDS}

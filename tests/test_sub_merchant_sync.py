@@ -265,3 +265,22 @@ def test_the_handler_reports_only_the_failed_message_of_a_batch(owner, app):
     answer = sync_sub_merchant_pages({"Records": records}, None)
 
     assert answer == {"batchItemFailures": [{"itemIdentifier": bad[0]}]}
+
+
+def test_a_worker_that_dies_between_commit_and_next_message_is_recovered_by_its_page_coming_back(
+        owner, sandbox, app, monkeypatch):
+    from chalicelib import jobs
+    send, deaths = queues.send, {"left": 2}
+
+    def die_instead_of_sending_a_next_page(url, bodies):
+        if deaths["left"] and all(body.get("page", 0) > 0 for body in bodies):
+            deaths["left"] -= 1
+            raise WorkerKilled()
+        return send(url, bodies)
+
+    monkeypatch.setattr(queues, "send", die_instead_of_sending_a_next_page)
+    monkeypatch.setattr(jobs, "RESEND_AFTER_SECONDS", -1)  # its message returns at once here, not in 6 min
+    started = _start(owner)
+
+    assert drain(app)["killed"] == 2
+    _assert_exact(owner, sandbox, _job(owner, started["id"]))
