@@ -16,7 +16,12 @@ def issue_code(account_id: str) -> QrCode:
 
 
 def code_view(code: QrCode) -> dict:
-    return qrcodes.console_view(code, "provider_sync_code", "synced")
+    """A used code is `syncing` until its counts are recorded, so a console polling between
+    the two writes never shows "synced" without saying what was synced."""
+    view = qrcodes.console_view(code, "provider_sync_code", "synced")
+    if view["state"] == "synced" and view["result"] is None:
+        view["state"] = "syncing"
+    return view
 
 
 def confirm(code_id: str, identity: WechatIdentity) -> dict:

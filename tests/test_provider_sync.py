@@ -27,6 +27,15 @@ def test_an_admin_syncs_every_provider_they_hold_into_the_account_that_showed_th
     assert {p["source"] for p in listed} == {"maidan"}
 
 
+def test_a_used_code_whose_counts_are_not_yet_recorded_reads_syncing(bound_console, phone):
+    code, page = _sync(bound_console, phone)
+    assert page.confirm().page_id == "provider-sync-done"
+    QrCode(code["id"]).update(actions=[QrCode.result.remove()])
+
+    status = bound_console.call("GET", f"/v1/provider-sync-codes/{code['id']}").json
+    assert status["state"] == "syncing" and status["result"] is None
+
+
 def test_syncing_again_updates_and_never_duplicates(bound_console, phone, sandbox):
     _sync(bound_console, phone)[1].confirm()
     account_id = bound_console.call("GET", "/v1/me").json["id"]
