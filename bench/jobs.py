@@ -66,10 +66,38 @@ def _run_until(app, done, timeout: float = 3600) -> None:
         stop.set()
 
 
-def sync_figures() -> dict:
-    from app import app
-    from chalicelib import accounts, jobs, providers, sub_merchant_sync
+def _one_sync(app, account_id: str, wire, pages: list[int]) -> dict:
+    from chalicelib import jobs, sub_merchant_sync
     from local import moto_atomic
+
+    calls, restore = _counted_calls()
+    busy_before = moto_atomic.busy_seconds()
+    requests_before = len(wire.requests)
+    started = time.monotonic()
+    try:
+        job, _ = sub_merchant_sync.start(account_id)
+        _run_until(app, lambda: jobs.load(account_id, job.job_id).status != jobs.RUNNING)
+    finally:
+        restore()
+    wall = time.monotonic() - started
+    aws_seconds = moto_atomic.busy_seconds() - busy_before
+    job = jobs.load(account_id, job.job_id)
+    page_requests = sum(1 for r in wire.requests[requests_before:] if r.url.path.endswith("/sub-merchants"))
+    dynamodb = {op: n for (service, op), n in calls.items() if service == "dynamodb"}
+    writes = sum(n for op, n in dynamodb.items() if op in _WRITES)
+    critical = max(pages) * PAGE_LATENCY_SECONDS
+    return {"status": job.status, "created": job.created, "updated": job.updated, "unchanged": job.unchanged,
+            "pages": job.pages_done, "wall": wall, "aws_seconds": aws_seconds, "critical": critical,
+            "writes_per_1000": 1000 * writes / SUB_MERCHANTS,
+            "batch_writes_per_1000": 1000 * dynamodb.get("BatchWriteItem", 0) / SUB_MERCHANTS,
+            "upstream_per_page": page_requests / max(1, job.pages_done), "dynamodb": dynamodb}
+
+
+def sync_figures() -> list[tuple[str, dict]]:
+    """Three syncs of the same account: the first creates every merchant, the second finds
+    nothing changed, the third runs after 买单 renamed every merchant."""
+    from app import app
+    from chalicelib import accounts, providers, sub_merchant_sync
     from sandbox.world import SandboxConfig
 
     config = SandboxConfig(providers=PROVIDERS, sub_merchants=SUB_MERCHANTS, in_process=True,
@@ -80,27 +108,11 @@ def sync_figures() -> dict:
             provider = world.provider(index)
             providers.upsert_from_maidan(account.account_id, account.account_id, provider.sp_mchid, provider.name)
         pages = [max(1, math.ceil(world.sub_merchant_count(i) / sub_merchant_sync.PAGE_SIZE)) for i in range(PROVIDERS)]
-        calls, restore = _counted_calls()
-        busy_before = moto_atomic.busy_seconds()
-        requests_before = len(wire.requests)
-        started = time.monotonic()
-        try:
-            job, _ = sub_merchant_sync.start(account.account_id)
-            _run_until(app, lambda: jobs.load(account.account_id, job.job_id).status != jobs.RUNNING)
-        finally:
-            restore()
-        wall = time.monotonic() - started
-        aws_seconds = moto_atomic.busy_seconds() - busy_before
-        job = jobs.load(account.account_id, job.job_id)
-        page_requests = sum(1 for r in wire.requests[requests_before:] if r.url.path.endswith("/sub-merchants"))
-    dynamodb = {op: n for (service, op), n in calls.items() if service == "dynamodb"}
-    writes = sum(n for op, n in dynamodb.items() if op in _WRITES)
-    critical = max(pages) * PAGE_LATENCY_SECONDS
-    return {"status": job.status, "merchants": job.created, "pages": job.pages_done, "wall": wall,
-            "aws_seconds": aws_seconds,
-            "critical": critical, "writes_per_1000": 1000 * writes / SUB_MERCHANTS,
-            "batch_writes_per_1000": 1000 * dynamodb.get("BatchWriteItem", 0) / SUB_MERCHANTS,
-            "upstream_per_page": page_requests / max(1, job.pages_done), "dynamodb": dynamodb}
+        first = _one_sync(app, account.account_id, wire, pages)
+        again = _one_sync(app, account.account_id, wire, pages)
+        world.maidan_renamed_at = world.clock.now()
+        renamed = _one_sync(app, account.account_id, wire, pages)
+    return [("first sync", first), ("re-sync, nothing changed", again), ("re-sync after 买单 renamed all", renamed)]
 
 
 def reattribution_figures() -> dict:
@@ -134,17 +146,19 @@ def reattribution_figures() -> dict:
 
 
 def report() -> None:
-    sync = sync_figures()
     print(f"\nB1 sync: {SUB_MERCHANTS:,} sub-merchants over {PROVIDERS} providers, {PAGE_LATENCY_SECONDS:.2f} s per "
           f"买单 page, {WORKERS} workers")
-    print(f"  job {sync['status']}: {sync['merchants']:,} created in {sync['pages']} pages")
-    print(f"  wall time {sync['wall']:.1f} s; critical path {sync['critical']:.1f} s; ratio {sync['wall'] / sync['critical']:.2f}")
-    print(f"  of which moto was busy {sync['aws_seconds']:.1f} s: it serves one request at a time, so "
-          f"that is this run's floor (DynamoDB and SQS serve in parallel)")
-    print(f"  DynamoDB write calls per 1,000 sub-merchants: {sync['writes_per_1000']:.1f} "
-          f"(BatchWriteItem alone {sync['batch_writes_per_1000']:.1f}; floor 40)")
-    print(f"  upstream calls per page: {sync['upstream_per_page']:.2f}")
-    print(f"  DynamoDB calls by operation: {dict(sorted(sync['dynamodb'].items()))}")
+    for label, sync in sync_figures():
+        print(f"  {label}: job {sync['status']}, created {sync['created']:,}, updated {sync['updated']:,}, "
+              f"unchanged {sync['unchanged']:,} in {sync['pages']} pages")
+        print(f"    wall time {sync['wall']:.1f} s; critical path {sync['critical']:.1f} s; "
+              f"ratio {sync['wall'] / sync['critical']:.2f}")
+        print(f"    of which moto was busy {sync['aws_seconds']:.1f} s: it serves one request at a time, so "
+              f"that is this run's floor (DynamoDB and SQS serve in parallel)")
+        print(f"    DynamoDB write calls per 1,000 sub-merchants: {sync['writes_per_1000']:.1f} "
+              f"(BatchWriteItem alone {sync['batch_writes_per_1000']:.1f}; floor 40)")
+        print(f"    upstream calls per page: {sync['upstream_per_page']:.2f}")
+        print(f"    DynamoDB calls by operation: {dict(sorted(sync['dynamodb'].items()))}")
     move = reattribution_figures()
     print(f"\nB3 re-attribution of {ORDERS:,} orders: job {move['status']}, {move['moved']:,} moved "
           f"in {move['wall']:.1f} s")

@@ -12,7 +12,10 @@ A page (`handle_page`), for provider P at page n:
      created, updated, unchanged or failed. A record this job already wrote says what the
      job did to it (`sync_job`, `sync_outcome`), so a page redone after a worker died
      mid-write is classified as the first attempt classified it.
-  4. Write records and claims with BatchWriteItem, 25 per call.
+  4. Write new records and their claims with BatchWriteItem, 25 per call; update changed
+     records in one transaction, each only if its version is still the one read, so an
+     edit saved in the console meanwhile is never overwritten: the page is planned again
+     from what is stored now.
   5. Commit: one transaction advances the step to n+1 only if it is still at n, and adds
      the page's counts to the job. A duplicate, or a page redone, fails that condition and
      counts nothing. Then send the message for page n+1.
@@ -41,6 +44,8 @@ from chalicelib.upstream import maidan
 from chalicelib.upstream.http import UpstreamUnavailable
 
 PAGE_SIZE = maidan.MAX_PAGE_SIZE
+TRANSACTION_ITEMS = 100
+PLAN_ATTEMPTS = 3
 ORPHAN_AFTER_SECONDS = 120
 """A message whose job record is still missing this long after it was sent belongs to a
 start that died (or lost the race to another start): dropped."""
@@ -167,8 +172,9 @@ def _problem(values: dict) -> str | None:
     return None
 
 
-def _plan(job: Job, sp_mchid: str, page: maidan.SubMerchantPage) -> tuple[dict, list, list, list]:
-    """Classify the page: (counts, records to put, claims to put, failures)."""
+def _plan(job: Job, sp_mchid: str, page: maidan.SubMerchantPage) -> tuple[dict, list, list, list, list]:
+    """Classify the page: (counts, new records to put, claims to put, changed records as
+    (record as read, 买单's values, outcome), failures)."""
     account_id = job.account_id
     claims = {claim.claim: claim.owner_id for claim in UniqueClaim.batch_get(
         [f"sub_mchid#{m.sub_mchid}" for m in page.sub_merchants])}
@@ -177,7 +183,7 @@ def _plan(job: Job, sp_mchid: str, page: maidan.SubMerchantPage) -> tuple[dict, 
     records = {record.merchant_id: record for record in SubMerchant.batch_get(
         [(account_id, merchant_id) for merchant_id in set(ids.values())], consistent_read=True)}
     counts = {"created": 0, "updated": 0, "unchanged": 0, "failed": 0}
-    puts, claim_puts, failures, creating = [], [], [], []
+    puts, claim_puts, updates, failures, creating = [], [], [], [], []
     at = now()
     for merchant in page.sub_merchants:
         values = _maidan_values(merchant)
@@ -205,12 +211,7 @@ def _plan(job: Job, sp_mchid: str, page: maidan.SubMerchantPage) -> tuple[dict, 
             outcome = "updated" if changed else "unchanged"
         counts[outcome] += 1
         if changed:
-            for name, value in values.items():
-                setattr(record, name, value)
-            record.updated_at, record.version = at, (record.version or 0) + 1
-            if record.sync_job != job.job_id:
-                record.sync_job, record.sync_outcome = job.job_id, outcome
-            puts.append(record)
+            updates.append((record, values, outcome))
     prefixes = order_prefixes(len(creating))
     for (merchant, values), prefix in zip(creating, prefixes):
         merchant_id = synced_merchant_id(account_id, merchant.sub_mchid)
@@ -219,7 +220,27 @@ def _plan(job: Job, sp_mchid: str, page: maidan.SubMerchantPage) -> tuple[dict, 
                                 sub_mchid=merchant.sub_mchid, channel="maidan", source="maidan", created_at=at,
                                 updated_at=at, version=1, sync_job=job.job_id, sync_outcome="created", **values))
         claim_puts.append(UniqueClaim(claim=f"sub_mchid#{merchant.sub_mchid}", owner_id=merchant_id, created_at=at))
-    return counts, puts, claim_puts, failures
+    return counts, puts, claim_puts, updates, failures
+
+
+def _write_updates(job_id: str, updates: list) -> bool:
+    """Update the changed records, 100 to a transaction, each guarded by the version it was
+    read at (PynamoDB's VersionAttribute adds the condition and the increment). False when
+    one was edited since: nothing of that transaction is written and the caller plans again."""
+    at = now()
+    for start in range(0, len(updates), TRANSACTION_ITEMS):
+        def write(tx, chunk=updates[start:start + TRANSACTION_ITEMS]) -> None:
+            for record, values, outcome in chunk:
+                actions = [getattr(SubMerchant, name).set(value) if value is not None
+                           else getattr(SubMerchant, name).remove() for name, value in values.items()]
+                actions.append(SubMerchant.updated_at.set(at))
+                if record.sync_job != job_id:
+                    actions += [SubMerchant.sync_job.set(job_id), SubMerchant.sync_outcome.set(outcome)]
+                tx.update(record, actions=actions)
+
+        if not jobs.commit(write):
+            return False
+    return True
 
 
 def _record_attempt(step: JobStep, page_no: int, error: str) -> None:
@@ -278,9 +299,14 @@ def handle_page(body: dict, sent_at: float) -> str:
     except (UpstreamUnavailable, maidan.MaidanSignatureError) as exc:
         _record_attempt(step, page_no, str(exc))
         raise jobs.PageFailed(str(exc)) from exc
-    counts, puts, claims, failures = _plan(job, sp_mchid, page)
-    batch_writes.put_all(SubMerchant, puts)
-    batch_writes.put_all(UniqueClaim, claims)
+    for _ in range(PLAN_ATTEMPTS):
+        counts, puts, claims, updates, failures = _plan(job, sp_mchid, page)
+        batch_writes.put_all(SubMerchant, puts)
+        batch_writes.put_all(UniqueClaim, claims)
+        if _write_updates(job_id, updates):
+            break
+    else:
+        raise queues.RetryLater("its sub-merchants kept being edited while the page was written", seconds=1)
     if not _commit_page(job, step, page_no, page, counts, failures):
         return "duplicate"
     if page.next_cursor:

@@ -128,9 +128,11 @@ class World:
     lock: threading.RLock = field(default_factory=threading.RLock)
     components: dict = field(default_factory=dict)
     maidan_openings: dict = field(default_factory=dict)
+    """mch id -> (opened, at): what tests changed; everything else is generated."""
     broken_maidan_pages: set = field(default_factory=set)
     """(sp_mchid, offset) of sub-merchant pages that always answer SYSTEM_ERROR (a poison page)."""
-    """mch id -> (opened, at): what tests changed; everything else is generated."""
+    maidan_renamed_at: float | None = None
+    """When set, 买单 reports every sub-merchant renamed at that time (a re-sync that updates all)."""
     notifier: Notifier = field(init=False)
     faults: Faults = field(init=False)
 
@@ -230,9 +232,12 @@ class World:
             opened_at, updated_at = (changed_at if opened else None), changed_at
         elif not opened:
             opened_at = None
+        renamed = "（新）" if self.maidan_renamed_at is not None else ""
+        if renamed:
+            updated_at = max(updated_at, self.maidan_renamed_at)
         return MaidanSubMerchant(
             provider_index=provider_index, number=number, sub_mchid=sub_mchid,
-            name=f"{short_name}（{self.provider(provider_index).name}·{number + 1}号店）",
+            name=f"{short_name}（{self.provider(provider_index).name}·{number + 1}号店）{renamed}",
             short_name=short_name,
             admin_name=_pick(_SURNAMES, surname) + _pick(_GIVEN_NAMES, given),
             admin_email=f"m{sub_mchid}@merchants.example.com",
