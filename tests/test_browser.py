@@ -1,4 +1,4 @@
-"""The binding gate in a real browser: headless Chromium (Playwright, Debian's Chromium)
+"""The console in a real browser: headless Chromium (Playwright, Debian's Chromium)
 against the whole local stack started by `python -m local`, as a person would use it.
 """
 from __future__ import annotations
@@ -104,6 +104,18 @@ def test_an_admin_scans_the_console_code_on_a_phone_and_the_console_turns_bound(
         expect(desk.locator("#qr-state")).to_contain_text("新增 5", timeout=10000)
         expect(desk.locator("#providers tr")).to_have_count(5, timeout=10000)
         desk.screenshot(path=str(SCREENSHOTS / "console-providers.png"))
+
+        desk.click("#sync-merchants")  # C5.3: one job for all five providers, through the queues
+        job = desk.locator("#jobs .job").first
+        expect(job.locator(".status")).to_have_text("进行中")
+        expect(job.locator(".status")).to_have_text("已完成", timeout=240000)
+        expect(job.locator(".facts")).to_contain_text("100% · 服务商 5/5")
+        expect(job.locator('[role="progressbar"]')).to_have_attribute("aria-valuenow", "100")
+        expect(desk.locator("#merchants tr")).to_have_count(20)
+        expect(desk.locator("#merchants-more")).to_be_visible()
+        desk.screenshot(path=str(SCREENSHOTS / "console-merchants-synced.png"), full_page=True)
+        desk.click("#merchants-more")
+        expect(desk.locator("#merchants tr")).to_have_count(40)
         browser.close()
 
 
