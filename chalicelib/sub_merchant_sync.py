@@ -44,7 +44,7 @@ from chalicelib.upstream import maidan
 from chalicelib.upstream.http import UpstreamUnavailable
 
 PAGE_SIZE = maidan.MAX_PAGE_SIZE
-TRANSACTION_ITEMS = 100
+"""100 merchants: also DynamoDB's limit of items in one transaction, so a page's updates fit one."""
 PLAN_ATTEMPTS = 3
 ORPHAN_AFTER_SECONDS = 120
 """A message whose job record is still missing this long after it was sent belongs to a
@@ -224,23 +224,23 @@ def _plan(job: Job, sp_mchid: str, page: maidan.SubMerchantPage) -> tuple[dict, 
 
 
 def _write_updates(job_id: str, updates: list) -> bool:
-    """Update the changed records, 100 to a transaction, each guarded by the version it was
+    """Update the changed records in one transaction, each guarded by the version it was
     read at (PynamoDB's VersionAttribute adds the condition and the increment). False when
-    one was edited since: nothing of that transaction is written and the caller plans again."""
+    one was edited since: nothing is written and the caller plans the page again."""
+    if not updates:
+        return True
     at = now()
-    for start in range(0, len(updates), TRANSACTION_ITEMS):
-        def write(tx, chunk=updates[start:start + TRANSACTION_ITEMS]) -> None:
-            for record, values, outcome in chunk:
-                actions = [getattr(SubMerchant, name).set(value) if value is not None
-                           else getattr(SubMerchant, name).remove() for name, value in values.items()]
-                actions.append(SubMerchant.updated_at.set(at))
-                if record.sync_job != job_id:
-                    actions += [SubMerchant.sync_job.set(job_id), SubMerchant.sync_outcome.set(outcome)]
-                tx.update(record, actions=actions)
 
-        if not jobs.commit(write):
-            return False
-    return True
+    def write(tx) -> None:
+        for record, values, outcome in updates:
+            actions = [getattr(SubMerchant, name).set(value) if value is not None
+                       else getattr(SubMerchant, name).remove() for name, value in values.items()]
+            actions.append(SubMerchant.updated_at.set(at))
+            if record.sync_job != job_id:
+                actions += [SubMerchant.sync_job.set(job_id), SubMerchant.sync_outcome.set(outcome)]
+            tx.update(record, actions=actions)
+
+    return jobs.commit(write)
 
 
 def _record_attempt(step: JobStep, page_no: int, error: str) -> None:

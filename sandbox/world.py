@@ -232,9 +232,9 @@ class World:
             opened_at, updated_at = (changed_at if opened else None), changed_at
         elif not opened:
             opened_at = None
-        renamed = "（新）" if self.maidan_renamed_at is not None else ""
-        if renamed:
-            updated_at = max(updated_at, self.maidan_renamed_at)
+        renamed = ""
+        if self.maidan_renamed_at is not None:
+            renamed, updated_at = "（新）", max(updated_at, self.maidan_renamed_at)
         return MaidanSubMerchant(
             provider_index=provider_index, number=number, sub_mchid=sub_mchid,
             name=f"{short_name}（{self.provider(provider_index).name}·{number + 1}号店）{renamed}",
