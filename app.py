@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import time
 import uuid
 from urllib.parse import parse_qs
@@ -17,9 +18,10 @@ from chalicelib import (accounts, assistant_binding, audit, binding, h5, idempot
                         provider_checks, provider_sync, providers, qr, qrcodes, queues, reattribution, sub_merchant_sync,
                         sub_merchants, sub_service_providers)
 from chalicelib import alipay_authorization, h5_alipay_authorization
-from chalicelib.errors import ApiError, InternalError, InvalidField, Unauthenticated, WechatBindingRequired
+from chalicelib.errors import (ApiError, InternalError, InvalidField, MethodNotAllowed, NotFound, Unauthenticated,
+                               UnsupportedMediaType, WechatBindingRequired)
 from chalicelib.log import logger
-from chalicelib.web import render, static_text
+from chalicelib.web import render, security as web_security, static_asset, static_text
 
 app = Chalice(app_name="cloudpay", configure_logs=False)
 
@@ -34,7 +36,8 @@ def request_context(event, get_response):
     request_id = event.context.get("requestId") or str(uuid.uuid4())
     logger.append_keys(request_id=request_id)
     started = time.perf_counter()
-    response = get_response(event)
+    response = _in_our_error_shape(get_response(event))
+    response.headers.update(web_security.headers(response.headers.get("Content-Type", ""), response.headers))
     response.headers["X-Request-Id"] = request_id
     logger.info("request", extra={"method": event.method, "route": event.context.get("resourcePath"),
                                   "status": response.status_code,
@@ -62,6 +65,19 @@ def console_session(auth_request):
 
 
 _JSON = {"Content-Type": "application/json"}
+_CHALICE_ERRORS = {415: lambda message: UnsupportedMediaType(message),
+                   405: lambda message: MethodNotAllowed(message)}
+
+
+def _in_our_error_shape(response: Response) -> Response:
+    """Chalice answers a wrong Content-Type (415) or method (405) itself, before any view:
+    give those answers the API's one error shape too."""
+    chalice_error = isinstance(response.body, dict) and set(response.body) == {"Code", "Message"}
+    if not chalice_error or response.status_code not in _CHALICE_ERRORS:
+        return response
+    error = _CHALICE_ERRORS[response.status_code](response.body["Message"])
+    return Response(body=error.body(), status_code=error.status,
+                    headers={**response.headers, **_JSON, **error.headers})
 
 
 def _error_response(exc: ApiError) -> Response:
@@ -73,17 +89,61 @@ def _internal_error() -> Response:
     return _error_response(InternalError())
 
 
+MAX_BODY_DEPTH = 8
+"""Deeper than any body the API takes (a provider's sections are depth 2): deeper nesting is
+refused before anything walks it recursively."""
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _json_body() -> dict:
+    """The request's JSON object; bodies too deep and texts that are not Unicode are refused here,
+    once, so that no field check, DynamoDB write or log line meets them."""
     raw = app.current_request.raw_body
     if not raw:
         return {}
     try:
         body = json.loads(raw)
+    except RecursionError:
+        raise InvalidField("body", f"request body is nested deeper than {MAX_BODY_DEPTH} levels") from None
     except ValueError:
         raise InvalidField("body", "request body must be valid JSON") from None
     if not isinstance(body, dict):
         raise InvalidField("body", "request body must be a JSON object")
+    _check_texts_and_depth(body)
     return body
+
+
+def _check_texts_and_depth(body: dict) -> None:
+    """Walk the body without recursion: a field nested too deep or a text holding a lone UTF-16
+    surrogate ("\\ud800", valid JSON but not encodable) is refused naming its path."""
+    pending = [(body, "", 1)]
+    while pending:
+        value, path, depth = pending.pop()
+        if depth > MAX_BODY_DEPTH:
+            raise InvalidField(path.split(".")[0].split("[")[0],
+                               f"{path} is nested deeper than {MAX_BODY_DEPTH} levels")
+        if isinstance(value, dict):
+            for name, item in value.items():
+                field = f"{path}.{name}" if path else name
+                if _LONE_SURROGATE.search(name):
+                    raise InvalidField(path or "body", "field names must be valid Unicode text")
+                pending.append((item, field, depth + 1))
+        elif isinstance(value, list):
+            pending.extend((item, f"{path}[{index}]", depth + 1) for index, item in enumerate(value))
+        elif isinstance(value, str) and _LONE_SURROGATE.search(value):
+            raise InvalidField(path, f"{path} must be valid Unicode text (it holds a lone surrogate)")
+
+
+def _refuse_unknown_fields(body: dict, accepted: dict, prefix: str = "") -> None:
+    """A field the route does not take is refused by name, not silently ignored: a typo
+    (`shortname`) would otherwise answer 200 and change nothing. `accepted` maps each field
+    to None or, for an object field, to the fields it takes."""
+    for name, value in body.items():
+        field = f"{prefix}{name}"
+        if name not in accepted:
+            raise InvalidField(field, f"{field} is not a field of this request", code="unknown_field")
+        if accepted[name] is not None and isinstance(value, dict):
+            _refuse_unknown_fields(value, accepted[name], f"{field}.")
 
 
 def _caller(gated: bool) -> accounts.Caller:
@@ -116,15 +176,25 @@ def _answer(respond) -> Response:
         return _internal_error()
 
 
-def console(path: str, methods: tuple = ("GET",), *, gated: bool = True, replayable: bool = True):
+def _accepted(fields) -> dict:
+    return fields if isinstance(fields, dict) else dict.fromkeys(fields)
+
+
+def console(path: str, methods: tuple = ("GET",), *, gated: bool = True, replayable: bool = True,
+            fields: dict | tuple = ()):
     """Register a console API route: session authorizer, binding gate, idempotency, errors.
 
     A route whose answer holds secrets shown once is not `replayable`: a replay would need
     the answer stored, secrets included, so it refuses an Idempotency-Key instead.
+    `fields` names the body fields a mutating route takes (a dict for object fields): any
+    other is refused, after an Idempotency-Key replay or conflict is settled.
     """
+    accepted = _accepted(fields)
+
     def register(view):
         def respond(params: dict) -> Response:
             caller = _caller(gated)
+            pagination.read_as(caller.account_id)
             request = app.current_request
             if request.method not in _MUTATING:
                 return _reply(view(caller, **params))
@@ -133,8 +203,13 @@ def console(path: str, methods: tuple = ("GET",), *, gated: bool = True, replaya
                 raise InvalidField(idempotency.HEADER, "this call's answer holds secrets shown only once, so it "
                                                        "cannot be replayed: send it without Idempotency-Key")
             route = f"{request.method} {path} {json.dumps(params, sort_keys=True)}"
-            outcome = idempotency.run(caller.account_id, route, key, _json_body(),
-                                      lambda: view(caller, **params), app.lambda_context)
+            body = _json_body()
+
+            def act():
+                _refuse_unknown_fields(body, accepted)
+                return view(caller, **params)
+
+            outcome = idempotency.run(caller.account_id, route, key, body, act, app.lambda_context)
             response = _reply((outcome["status"], outcome["body"]))
             if outcome["replayed"]:
                 response.headers[idempotency.REPLAY_HEADER] = "true"
@@ -151,12 +226,19 @@ def console(path: str, methods: tuple = ("GET",), *, gated: bool = True, replaya
     return register
 
 
-def public(path: str, methods: tuple = ("GET",)):
+def public(path: str, methods: tuple = ("GET",), *, fields: dict | tuple = ()):
     """Register a console API route that needs no session (sign up, sign in)."""
+    accepted = _accepted(fields)
+
     def register(view):
+        def respond(params: dict) -> Response:
+            if app.current_request.method in _MUTATING:
+                _refuse_unknown_fields(_json_body(), accepted)
+            return _reply(view(**params))
+
         @functools.wraps(view)
         def handle(**params):
-            return _answer(lambda: _reply(view(**params)))
+            return _answer(lambda: respond(params))
 
         app.route(path, methods=list(methods))(handle)
         return view
@@ -168,6 +250,19 @@ def _page_query() -> tuple[int, str | None]:
     return pagination.parse_limit(query.get("limit")), query.get("cursor")
 
 
+# The body fields each mutating route takes (see `console`); a route that names none takes no body.
+_PROVIDER_FIELDS = {**dict.fromkeys(("name", "short_name", "remark", "logo_url", "ad_image_url", "ad_link_url",
+                                     "callback_url")),
+                    "wechat_pay": dict.fromkeys(("app_id", "serial_no", "platform_public_key_id",
+                                                 "platform_public_key_pem", "platform_certificate_pem",
+                                                 "rebate_ratio_bp", "app_secret", "api_v3_key", "private_key_pem")),
+                    "alipay": dict.fromkeys(("app_id", "partner_id", "alipay_public_key", "rebate_ratio_bp",
+                                             "private_key"))}
+_SUB_SERVICE_PROVIDER_FIELDS = ("name", "admin_name", "phone", "rebate_ratio_bp", "remark")
+_SUB_MERCHANT_FIELDS = ("name", "short_name", "admin_name", "admin_email", "remark", "logo_url", "ad_image_url",
+                        "ad_link_url", "sub_mchid", "sub_service_provider")
+
+
 # --- C1 accounts -------------------------------------------------------------------------
 
 def _account_view(account) -> dict:
@@ -177,14 +272,15 @@ def _account_view(account) -> dict:
             "wechat_binding_count": account.wechat_binding_count}
 
 
-@public("/v1/accounts", methods=("POST",))
+@public("/v1/accounts", methods=("POST",), fields=("email", "password", "display_name"))
 def sign_up():
     body = _json_body()
-    account = accounts.sign_up(body.get("email"), body.get("password"), body.get("display_name"))
+    source_ip = (app.current_request.context.get("identity") or {}).get("sourceIp")
+    account = accounts.sign_up(body.get("email"), body.get("password"), body.get("display_name"), source_ip)
     return 201, _account_view(account)
 
 
-@public("/v1/sessions", methods=("POST",))
+@public("/v1/sessions", methods=("POST",), fields=("email", "password"))
 def sign_in():
     body = _json_body()
     issued = accounts.sign_in(body.get("email"), body.get("password"))
@@ -261,7 +357,7 @@ def list_providers(caller):
     return 200, providers.list_providers(caller.account_id, limit, cursor).body(providers.provider_view)
 
 
-@console("/v1/providers", methods=("POST",))
+@console("/v1/providers", methods=("POST",), fields=_PROVIDER_FIELDS | {"sp_mchid": None})
 def create_provider(caller):
     return 201, providers.provider_view(providers.create(caller.account_id, caller.account_id, _json_body()))
 
@@ -281,12 +377,14 @@ def list_sub_service_providers(caller, sp_mchid):
     return 200, page.body(sub_service_providers.view)
 
 
-@console("/v1/providers/{sp_mchid}/sub-service-providers", methods=("POST",))
+@console("/v1/providers/{sp_mchid}/sub-service-providers", methods=("POST",),
+         fields=("account_id", *_SUB_SERVICE_PROVIDER_FIELDS))
 def attach_sub_service_provider(caller, sp_mchid):
     return 201, sub_service_providers.view(sub_service_providers.attach(caller.account_id, sp_mchid, _json_body()))
 
 
-@console("/v1/providers/{sp_mchid}/sub-service-providers/{account_id}", methods=("PATCH",))
+@console("/v1/providers/{sp_mchid}/sub-service-providers/{account_id}", methods=("PATCH",),
+         fields=("version", *_SUB_SERVICE_PROVIDER_FIELDS))
 def update_sub_service_provider(caller, sp_mchid, account_id):
     record = sub_service_providers.update(caller.account_id, sp_mchid, account_id, _json_body())
     return 200, sub_service_providers.view(record)
@@ -298,7 +396,7 @@ def detach_sub_service_provider(caller, sp_mchid, account_id):
     return 200, {"object": "sub_service_provider", "account_id": account_id, "deleted": True}
 
 
-@console("/v1/providers/{sp_mchid}", methods=("PATCH",))
+@console("/v1/providers/{sp_mchid}", methods=("PATCH",), fields=_PROVIDER_FIELDS | {"version": None})
 def update_provider(caller, sp_mchid):
     return 200, providers.provider_view(providers.update(caller.account_id, caller.account_id, sp_mchid, _json_body()))
 
@@ -320,7 +418,7 @@ def list_sub_merchants(caller):
     return 200, page.body(render)
 
 
-@console("/v1/sub-merchants", methods=("POST",))
+@console("/v1/sub-merchants", methods=("POST",), fields=("sp_mchid", *_SUB_MERCHANT_FIELDS))
 def create_sub_merchant(caller):
     return 201, sub_merchants.view(sub_merchants.create(caller.account_id, caller.account_id, _json_body()))
 
@@ -331,7 +429,8 @@ def get_sub_merchant(caller, merchant_id):
     return 200, sub_merchants.view(merchant) if role == "owner" else sub_merchants.read_only_view(merchant)
 
 
-@console("/v1/sub-merchants/{merchant_id}", methods=("PATCH",))
+@console("/v1/sub-merchants/{merchant_id}", methods=("PATCH",),
+         fields=("version", *_SUB_MERCHANT_FIELDS, *sub_merchants.REFUSED_ON_EDIT))
 def update_sub_merchant(caller, merchant_id):
     """A new sub_service_provider also answers the re-attribution job it started (C5.8)."""
     merchant, job = sub_merchants.update(caller.account_id, caller.account_id, merchant_id, _json_body())
@@ -343,7 +442,7 @@ def reset_sub_merchant_keys(caller, merchant_id):
     return 201, sub_merchants.reset_keys(caller.account_id, caller.account_id, merchant_id)
 
 
-@console("/v1/sub-merchants/{merchant_id}/channel", methods=("PUT",))
+@console("/v1/sub-merchants/{merchant_id}/channel", methods=("PUT",), fields=("channel", "version"))
 def switch_sub_merchant_channel(caller, merchant_id):
     return 200, sub_merchants.view(sub_merchants.switch_channel(caller.account_id, caller.account_id, merchant_id,
                                                                 _json_body()))
@@ -469,7 +568,7 @@ def h5_confirm(code_id):
 
 @app.route(h5.OAUTH_CALLBACK_PATH)
 def h5_wechat_oauth_callback():
-    return _h5(lambda: h5.oauth_callback(app.current_request.query_params or {}))
+    return _h5(lambda: h5.oauth_callback(app.current_request.query_params or {}, _cookie()))
 
 
 # --- C8 console page ---------------------------------------------------------------------------
@@ -484,6 +583,16 @@ def console_page():
     return Response(body=static_text("console.html"), headers={"Content-Type": "text/html; charset=utf-8"})
 
 
+@app.route("/static/{name}")
+def static_file(name):
+    """The pages' scripts and styles (their CSP allows no inline ones); no-cache: a deploy shows at once."""
+    asset = static_asset(name)
+    if asset is None:
+        return _error_response(NotFound("no such file", param="name"))
+    text, content_type = asset
+    return Response(body=text, headers={"Content-Type": content_type, "Cache-Control": "no-cache"})
+
+
 # --- B2 scheduled sweeps -----------------------------------------------------------------------
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))
@@ -495,6 +604,15 @@ def expire_qr_codes(event):
 
 
 # --- B1 / B3 job queues ------------------------------------------------------------------------
+
+@app.schedule(Rate(5, unit=Rate.MINUTES))
+def heal_stalled_jobs(event):
+    """C7: a running job with no progress for a while lost a message or its end: heal it, or
+    fail it (retryable), so no job and no "already running" lock outlives its work."""
+    result = job_detail.heal_stalled_jobs()
+    logger.info("stalled jobs check", extra=result)
+    return result
+
 
 @app.on_sqs_message(queue=queues.SUB_MERCHANT_SYNC, batch_size=1)
 def sync_sub_merchant_pages(event):

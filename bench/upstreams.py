@@ -105,7 +105,7 @@ def _crypto_costs(world) -> list[tuple[str, float]]:
         alipay.sign(isv.app_private_key_pem, content)
         alipay.verify(app_public_pem, content, answer_signature)
 
-    key = environment.PARAMETERS["MaidanApiKey"].encode()
+    key = environment.MAIDAN_API_KEY.encode()
     text = body.decode()
     maidan_headers = {"Maidan-Timestamp": stamp, "Maidan-Nonce": nonce,
                       "Maidan-Signature": maidan.message_signature(key, stamp, nonce, text)}
@@ -120,7 +120,7 @@ def _crypto_costs(world) -> list[tuple[str, float]]:
 
 
 def report() -> None:
-    with environment.sandbox_in_process() as (world, wire):
+    with environment.platform_secrets_only(), environment.sandbox_in_process() as (world, wire):
         rows = _rows(world, wire)
         plain = httpx.Client(transport=wire.inner, base_url=environment.SANDBOX_ROOT)
         round_trip = _per_call_seconds(lambda: plain.get("/sandbox/users"), 300)

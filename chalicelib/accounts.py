@@ -1,4 +1,4 @@
-"""C1: console accounts: sign up, sign in with a throttle, sessions that expire and revoke."""
+"""C1: console accounts: sign up and sign in, both throttled; sessions that expire and revoke."""
 from __future__ import annotations
 
 import hashlib
@@ -6,11 +6,11 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
+from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
 
-from chalicelib import passwords, settings
+from chalicelib import passwords, settings, throttle
 from chalicelib.errors import Conflict, InvalidCredentials, InvalidField, TooManyAttempts, Unauthenticated
-from chalicelib.models.accounts import Account, LoginAttempts, Session, UniqueClaim
+from chalicelib.models.accounts import Account, Session, UniqueClaim
 from chalicelib.models.base import condition_failed, now, transaction
 
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s.]{2,}$")
@@ -43,10 +43,26 @@ def _clean_display_name(raw, email: str) -> str:
     return raw.strip()
 
 
-def sign_up(email, password, display_name=None) -> Account:
+def _take_attempt(key: str, limit: int, window_seconds: int, at: int, what: str) -> throttle.Taken:
+    try:
+        return throttle.take(key, limit, window_seconds, at)
+    except throttle.LimitReached as refused:
+        raise TooManyAttempts(f"too many {what}; try again in {refused.retry_after} seconds",
+                              headers={"Retry-After": str(refused.retry_after)}) from None
+
+
+def sign_up(email, password, display_name=None, source_ip: str | None = None) -> Account:
+    """Throttled per source IP and per email, since `409 email_taken` tells which emails have
+    accounts; `source_ip` is None only for the platform's own scripts (demo, benchmarks)."""
     email = _clean_email(email)
     password = _clean_password(password)
     name = _clean_display_name(display_name, email)
+    config, at = settings.current(), now()
+    if source_ip:
+        _take_attempt(f"sign-up ip {source_ip}", config.sign_up_max_per_ip, config.sign_up_window_seconds, at,
+                      "sign-ups from this address")
+    _take_attempt(f"sign-up email {email}", config.sign_up_max_per_email, config.sign_up_window_seconds, at,
+                  "sign-ups with this email")
     account = Account(account_id="acct_" + secrets.token_hex(10), email=email, display_name=name,
                       password_hash=passwords.hash_password(password), created_at=now(),
                       wechat_binding_count=0)
@@ -74,51 +90,27 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _check_not_locked(email: str, at: int) -> None:
-    try:
-        attempts = LoginAttempts.get(email)
-    except DoesNotExist:
+def _upgrade_hash(account: Account, password: str) -> None:
+    """Re-hash at the current work factor after a successful sign-in (the only time the
+    password is known); only if the stored hash is still the one just verified."""
+    if not passwords.needs_rehash(account.password_hash):
         return
-    if attempts.locked_until > at:
-        retry_after = attempts.locked_until - at
-        raise TooManyAttempts(f"too many failed sign-ins; try again in {retry_after} seconds",
-                              headers={"Retry-After": str(retry_after)})
-
-
-def _record_failure(email: str, at: int) -> None:
-    """Count a failure in the current window; lock the email when the count reaches the limit.
-
-    Both writes are conditional, so concurrent failures are all counted.
-    """
-    config = settings.current()
-    window = config.login_lockout_seconds
-    purge_at = at + 2 * window
     try:
-        attempts = LoginAttempts(email)
-        attempts.update(actions=[LoginAttempts.failures.add(1), LoginAttempts.purge_at.set(purge_at)],
-                        condition=LoginAttempts.window_started_at > at - window)
+        account.update(actions=[Account.password_hash.set(passwords.hash_password(password))],
+                       condition=Account.password_hash == account.password_hash)
     except UpdateError as exc:
-        if not condition_failed(exc):
+        if not condition_failed(exc):  # changed meanwhile (upgraded by a parallel sign-in): keep that
             raise
-        attempts = LoginAttempts(email=email, failures=1, window_started_at=at, locked_until=0,
-                                 purge_at=purge_at)
-        try:
-            attempts.save(condition=LoginAttempts.email.does_not_exist()
-                          | (LoginAttempts.window_started_at <= at - window))
-        except PutError as exc:
-            if not condition_failed(exc):
-                raise
-            return _record_failure(email, at)
-    if attempts.failures >= config.login_max_failures:
-        attempts.update(actions=[LoginAttempts.locked_until.set(at + window)])
 
 
 def sign_in(email, password) -> IssuedSession:
+    """The attempt is counted before the password is checked (see throttle): a burst of guesses
+    gets at most `login_max_failures` checks, and the failure that reaches it locks the email."""
     email = _clean_email(email)
     if not isinstance(password, str) or not password:
         raise InvalidField("password", "password is required")
-    at = now()
-    _check_not_locked(email, at)
+    config, at = settings.current(), now()
+    taken = _take_attempt(email, config.login_max_failures, config.login_lockout_seconds, at, "failed sign-ins")
     try:
         claim = UniqueClaim.get(f"email#{email}")
         account = Account.get(claim.owner_id)
@@ -126,11 +118,13 @@ def sign_in(email, password) -> IssuedSession:
     except DoesNotExist:
         account, stored = None, passwords.unknown_account_hash()
     if not passwords.verify_password(password, stored) or account is None:
-        _record_failure(email, at)
+        if taken.number >= config.login_max_failures:
+            throttle.lock(taken, at)
         raise InvalidCredentials("email or password is wrong")
-    LoginAttempts(email).delete()
+    throttle.give_back(taken)
+    _upgrade_hash(account, password)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    ttl = settings.current().session_ttl_seconds
+    ttl = config.session_ttl_seconds
     session = Session(token_hash=_token_hash(token), account_id=account.account_id, created_at=at,
                       expires_at=at + ttl, purge_at=at + ttl + 86400)
     session.save(condition=Session.token_hash.does_not_exist())

@@ -48,9 +48,17 @@ def _check_admin(lookup: maidan.AdminLookup, sp_mchid: str) -> None:
         raise AdminMismatch()
 
 
+def _usable(provider: Provider) -> Provider:
+    """A provider whose sp_mchid its 买单 admin's account took over is not this account's to bind."""
+    if provider.claim_lost_at is not None:
+        raise Conflict("this provider was taken over by the account of its 买单 admin; it can no longer be bound "
+                       "here", param="sp_mchid", code="provider_claim_lost")
+    return provider
+
+
 def bind(account_id: str, sp_mchid: str) -> tuple[str, dict]:
     """("bound", provider view) at once, or ("code", code view) when several WeChats are bound."""
-    provider = providers.get(account_id, sp_mchid)
+    provider = _usable(providers.get(account_id, sp_mchid))
     bound = list(WechatBinding.query(account_id))
     if len(bound) > 1:
         code = qrcodes.issue(KIND, account_id, settings.current().binding_code_ttl_seconds, target=sp_mchid)
@@ -83,7 +91,7 @@ def confirm(code_id: str, identity: WechatIdentity) -> dict:
     lookup = maidan_admins.require_admin(identity)
     _check_admin(lookup, code.target)
     code = qrcodes.consume(code_id, KIND, identity.openid)
-    provider = _mark_bound(providers.get(code.account_id, code.target), identity.unionid or "",
+    provider = _mark_bound(_usable(providers.get(code.account_id, code.target)), identity.unionid or "",
                            f"wechat:{identity.openid}")
     result = {"sp_mchid": provider.sp_mchid, "bound_at": provider.maidan_assistant_bound_at}
     qrcodes.record_result(code_id, result)

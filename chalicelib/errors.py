@@ -35,6 +35,24 @@ class InvalidField(ApiError):
         super().__init__(message, param=param, code=code)
 
 
+class UnsupportedMediaType(ApiError):
+    """The body is not sent as application/json (Chalice refuses it before any view runs)."""
+
+    status = 415
+    code = "unsupported_media_type"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"{message}; send the body as application/json", param="Content-Type")
+
+
+class MethodNotAllowed(ApiError):
+    status = 405
+    code = "method_not_allowed"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+
+
 class Unauthenticated(ApiError):
     status = 401
     type = "authentication_error"

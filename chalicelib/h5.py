@@ -6,20 +6,27 @@ kept in a signed cookie (h5_identity).
 """
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
-from chalicelib import assistant_binding, binding, maidan_admins, provider_sync, qrcodes, settings, signed_tokens
-from chalicelib.h5_identity import WechatIdentity, cookie_header, from_cookie_header
+from chalicelib import (assistant_binding, binding, maidan_admins, provider_sync, qrcodes, settings, signed_tokens,
+                        throttle)
+from chalicelib.h5_identity import (WechatIdentity, clear_oauth_nonce_cookie_header, cookie_header,
+                                    from_cookie_header, new_oauth_nonce, oauth_nonce_cookie_header,
+                                    oauth_nonce_from_cookie_header, oauth_nonce_hash)
 from chalicelib.log import logger
 from chalicelib.maidan_admins import AssistantNotOpened, NoUnionId, NotMaidanAdmin
 from chalicelib.models.accounts import Account
+from chalicelib.models.base import now
 from chalicelib.qrcodes import CodeUnusable
 from chalicelib.upstream import maidan, wechat_oauth
 from chalicelib.upstream.http import UpstreamUnavailable
 from chalicelib.web import render
 
 OAUTH_CALLBACK_PATH = "/h5/oauth/wechat"
+OAUTH_STATE_TTL_SECONDS = 600
+_OAUTH_STATE_PURPOSE = "oauth-state"
 _CONFIRM_PURPOSE = "h5-confirm"
 
 
@@ -80,10 +87,14 @@ def _identity(cookie: str | None) -> WechatIdentity | None:
 
 
 def _login(return_path: str) -> PageResponse:
+    """Send the phone to WeChat OAuth with a state tied to this phone by a nonce cookie."""
     config = settings.current()
-    state = signed_tokens.sign("oauth-state", {"r": return_path}, ttl_seconds=600)
+    nonce = new_oauth_nonce()
+    state = signed_tokens.sign(_OAUTH_STATE_PURPOSE, {"r": return_path, "n": oauth_nonce_hash(nonce)},
+                               ttl_seconds=OAUTH_STATE_TTL_SECONDS)
     redirect_uri = config.public_base_url + OAUTH_CALLBACK_PATH
-    return _redirect(wechat_oauth.authorize_url(config.wechat_app_id, redirect_uri, state))
+    return _redirect(wechat_oauth.authorize_url(config.wechat_app_id, redirect_uri, state),
+                     {"Set-Cookie": oauth_nonce_cookie_header(nonce, OAUTH_STATE_TTL_SECONDS)})
 
 
 def _guarded(action) -> PageResponse:
@@ -195,10 +206,14 @@ def confirm(code_id: str, cookie: str | None, form: dict) -> PageResponse:
     return _guarded(lambda: confirmer(code_id, identity))
 
 
-def oauth_callback(query: dict) -> PageResponse:
-    """U1 callback: exchange the code, keep the identity in a cookie, go back to the page."""
+def oauth_callback(query: dict, cookie: str | None) -> PageResponse:
+    """U1 callback: exchange the code, keep the identity in a cookie, go back to the page.
+
+    Only on the phone that started this sign-in (its nonce cookie matches the state), and only
+    once per state: otherwise anyone could send a phone a callback URL holding their own code
+    and have it signed in as them."""
     try:
-        state = signed_tokens.verify("oauth-state", query.get("state", ""))
+        state = signed_tokens.verify(_OAUTH_STATE_PURPOSE, query.get("state", ""))
     except signed_tokens.BadToken:
         return _page(400, "oauth-bad-state", "授权已过期", "微信授权已过期或无效，请重新扫码。")
     return_path = state.get("r", "")
@@ -206,6 +221,14 @@ def oauth_callback(query: dict) -> PageResponse:
         return _page(400, "oauth-bad-state", "授权已过期", "微信授权已过期或无效，请重新扫码。")
     if not query.get("code"):
         return _page(403, "oauth-denied", "未完成微信授权", "需要微信授权才能识别您的身份，请重新扫码并同意授权。")
+    nonce = oauth_nonce_from_cookie_header(cookie)
+    if nonce is None or not hmac.compare_digest(oauth_nonce_hash(nonce), str(state.get("n", ""))):
+        logger.warning("oauth callback without the nonce of the phone that started it")
+        return _page(403, "oauth-wrong-browser", "请在扫码的手机上完成授权",
+                     "这个微信授权不是在当前页面发起的，为保护您的账号已停止。请用微信重新扫描二维码。")
+    at = now()
+    if not throttle.use_once(f"oauth-state {state['n']}", at, OAUTH_STATE_TTL_SECONDS + 60):
+        return _page(400, "oauth-state-used", "授权已使用", "这次微信授权已经完成过，不能重复使用。请重新扫码。")
     config = settings.current()
     try:
         found = wechat_oauth.exchange_code(config.wechat_app_id, config.wechat_app_secret, query["code"])
@@ -215,4 +238,4 @@ def oauth_callback(query: dict) -> PageResponse:
     except UpstreamUnavailable as exc:
         return upstream_page(exc.system)
     identity = WechatIdentity(app_id=found.app_id, openid=found.openid, unionid=found.unionid)
-    return _redirect(return_path, {"Set-Cookie": cookie_header(identity)})
+    return _redirect(return_path, {"Set-Cookie": [cookie_header(identity), clear_oauth_nonce_cookie_header()]})

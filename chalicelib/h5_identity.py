@@ -1,12 +1,23 @@
-"""Who is holding the phone: a WeChat identity from OAuth, kept in a signed, expiring cookie."""
+"""Who is holding the phone: a WeChat identity from OAuth, kept in a signed, expiring cookie.
+
+Also the OAuth nonce: a random value in a short-lived cookie on the phone that starts the
+sign-in, whose hash the OAuth state carries. The callback sets the identity cookie only on the
+phone that holds the nonce, so a callback URL made on another phone (an attacker's own code
+with a genuine state) cannot sign anyone in as the attacker (login CSRF).
+"""
 from __future__ import annotations
 
+import hashlib
+import secrets
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
 
 from chalicelib import settings, signed_tokens
 
 COOKIE_NAME = "cp_wx"
+OAUTH_NONCE_COOKIE = "cp_oauth"
+OAUTH_NONCE_PATH = "/h5/oauth"
+"""Only the OAuth callbacks under this path ever see the nonce."""
 _PURPOSE = "h5-wechat-identity"
 
 
@@ -17,31 +28,62 @@ class WechatIdentity:
     unionid: str | None
 
 
+def _secure() -> str:
+    return "; Secure" if settings.current().cookies_secure else ""
+
+
 def cookie_header(identity: WechatIdentity) -> str:
     config = settings.current()
     token = signed_tokens.sign(_PURPOSE, {"app": identity.app_id, "oid": identity.openid,
                                           "uid": identity.unionid}, config.h5_identity_ttl_seconds)
-    secure = "; Secure" if config.cookies_secure else ""
     return (f"{COOKIE_NAME}={token}; Path=/h5; Max-Age={config.h5_identity_ttl_seconds}; "
-            f"HttpOnly; SameSite=Lax{secure}")
+            f"HttpOnly; SameSite=Lax{_secure()}")
 
 
-def from_cookie_header(header: str | None, app_id: str) -> WechatIdentity | None:
-    """The identity in the request's cookie for `app_id`, or None (absent, forged, expired)."""
+def _cookie_value(header: str | None, name: str) -> str | None:
     if not header:
         return None
     jar = SimpleCookie()
     try:
         jar.load(header)
-    except Exception:  # a malformed Cookie header is simply no identity
+    except Exception:  # a malformed Cookie header is simply no cookie
         return None
-    morsel = jar.get(COOKIE_NAME)
-    if morsel is None:
+    morsel = jar.get(name)
+    return morsel.value if morsel is not None else None
+
+
+def from_cookie_header(header: str | None, app_id: str) -> WechatIdentity | None:
+    """The identity in the request's cookie for `app_id`, or None (absent, forged, expired)."""
+    value = _cookie_value(header, COOKIE_NAME)
+    if value is None:
         return None
     try:
-        data = signed_tokens.verify(_PURPOSE, morsel.value)
+        data = signed_tokens.verify(_PURPOSE, value)
     except signed_tokens.BadToken:
         return None
     if data.get("app") != app_id:
         return None
     return WechatIdentity(app_id=data["app"], openid=data["oid"], unionid=data.get("uid"))
+
+
+def new_oauth_nonce() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def oauth_nonce_hash(nonce: str) -> str:
+    """What the state carries: the state travels through WeChat and URLs, the nonce never does."""
+    return hashlib.sha256(nonce.encode()).hexdigest()
+
+
+def oauth_nonce_cookie_header(nonce: str, ttl_seconds: int) -> str:
+    """SameSite=Lax still comes along on WeChat's top-level redirect back to the callback."""
+    return (f"{OAUTH_NONCE_COOKIE}={nonce}; Path={OAUTH_NONCE_PATH}; Max-Age={ttl_seconds}; "
+            f"HttpOnly; SameSite=Lax{_secure()}")
+
+
+def clear_oauth_nonce_cookie_header() -> str:
+    return f"{OAUTH_NONCE_COOKIE}=; Path={OAUTH_NONCE_PATH}; Max-Age=0; HttpOnly; SameSite=Lax{_secure()}"
+
+
+def oauth_nonce_from_cookie_header(header: str | None) -> str | None:
+    return _cookie_value(header, OAUTH_NONCE_COOKIE) or None

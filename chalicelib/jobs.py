@@ -5,22 +5,27 @@ A job's pages arrive as SQS messages. Whatever a page's handler cannot finish is
 on the queue with a backoff and reported in `batchItemFailures`, so only that message comes
 back; after the queue's maxReceiveCount it lands in the dead-letter queue, whose handler
 marks the page failed in its job.
+
+What fails between two writes is finished by the next delivery of the same message (it
+resends the next page's message when nothing says it went out, and ends a job whose steps
+are all done), and what no message is left to finish is found by the scheduled check
+(`stalled`, see docs/jobs.md): no job, and no lock, outlives its work.
 """
 from __future__ import annotations
 
 import json
 import secrets
 import time
-from typing import Callable
+from typing import Callable, Iterator
 
-from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, TransactWriteError
+from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, TransactWriteError, UpdateError
 
 from chalicelib import pagination, queues
 from chalicelib.errors import InvalidField, NotFound
 from chalicelib.log import logger
 from chalicelib.models.accounts import UniqueClaim
 from chalicelib.models.base import condition_failed, now, transaction
-from chalicelib.models.jobs import Job
+from chalicelib.models.jobs import WATCH_SHARDS, Job
 
 SUB_MERCHANT_SYNC = "sub_merchant_sync"
 REATTRIBUTION = "reattribution"
@@ -140,7 +145,7 @@ def end_if_done(account_id: str, job_id: str, lock: str) -> Job | None:
     status = COMPLETED_WITH_FAILURES if (job.providers_failed or job.failed or job.pages_failed) else COMPLETED
     ended = Job(account_id, job_id)
     try:
-        ended.update(actions=[Job.status.set(status), Job.ended_at.set(now())],
+        ended.update(actions=[Job.status.set(status), Job.ended_at.set(now()), Job.watch_shard.remove()],
                      condition=(Job.status == RUNNING) & (Job.providers_remaining == 0)
                      & (Job.providers_failed == job.providers_failed))
     except Exception as exc:
@@ -209,9 +214,11 @@ class PageFailed(Exception):
     with a backoff, and dead-lettered after the queue's maxReceiveCount."""
 
 
-def handle_records(event: dict, context, queue_url: str, handle: Callable[[dict, float], str]) -> dict:
-    """Run `handle(body, sent_at)` on every record; report the ones that failed, each put back
-    with its own delay (a backoff for failures, a short wait for RetryLater)."""
+def handle_records(event: dict, context, queue_url: str, handle: Callable[[dict, float, int], str]) -> dict:
+    """Run `handle(body, sent_at, receive_count)` on every record; report the ones that failed,
+    each put back with its own delay (a backoff for failures, a short wait for RetryLater).
+    A receive count above 1 tells the handler that an earlier attempt of this very message
+    did not finish, so it finishes what that attempt may have left undone."""
     from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
     def handle_record(record) -> str:
@@ -220,14 +227,15 @@ def handle_records(event: dict, context, queue_url: str, handle: Callable[[dict,
         except ValueError:
             raise PageFailed("message body is not JSON") from None
         sent_at = int(record.attributes.sent_timestamp) / 1000.0
+        receive_count = int(record.attributes.approximate_receive_count)
         try:
-            outcome = handle(body, sent_at)
+            outcome = handle(body, sent_at, receive_count)
         except queues.RetryLater as exc:
             queues.put_back(queue_url, record.receipt_handle, min(exc.seconds, queues.backoff_seconds(1)))
             logger.info("job page put back", extra={"reason": str(exc), "message_id": record.message_id})
             raise
         except Exception as exc:
-            delay = queues.backoff_seconds(int(record.attributes.approximate_receive_count))
+            delay = queues.backoff_seconds(receive_count)
             queues.put_back(queue_url, record.receipt_handle, delay)
             logger.warning("job page failed", extra={"error": str(exc)[:300], "retry_in_seconds": delay,
                                                      "message_id": record.message_id})
@@ -258,12 +266,59 @@ RESEND_AFTER_SECONDS = 60
 worker died comes back later than this."""
 
 
-def next_message_lost(page_no: int, next_page: int, running: bool, progressed_at: int | None) -> bool:
-    """Whether a message for the page just committed, seen again, means the worker died
-    between committing and sending the next page's message: the position is one past it and
-    has not moved since well before a redelivery could come. A plain duplicate delivery
-    arrives while work goes on, and sends nothing."""
-    return running and page_no == next_page - 1 and now() - (progressed_at or 0) > RESEND_AFTER_SECONDS
+def next_message_lost(page_no: int, next_page: int, sent_page: int | None, moved_at: int | None,
+                      receive_count: int) -> bool:
+    """Whether the message of the page just committed, seen again, must send the next page's
+    message: the position is one past it, nothing records that the next message went out
+    (`sent_page` is written after the send), and either this very message was received
+    before (its first attempt failed or died between the commit and the send: SQS throttled,
+    a network error, a killed worker) or the position has not moved for longer than a plain
+    duplicate takes to arrive. A duplicate copy arriving while the worker that committed is
+    about to send sends nothing; were it to, the next page would only be delivered twice,
+    which its commit condition makes harmless."""
+    if page_no != next_page - 1 or (sent_page is not None and sent_page >= next_page):
+        return False
+    return receive_count > 1 or now() - (moved_at or 0) > RESEND_AFTER_SECONDS
+
+
+# --- the scheduled check of stalled jobs ---------------------------------------------------------
+
+STALLED_AFTER_SECONDS = 900
+"""A job with no progress, and a page with no commit and no failed attempt, for this long has
+no message left on its queue: a message being retried comes back at least every 380 s (a
+Lambda run of at most 300 s then a backoff of at most 80 s, or the 360 s visibility timeout
+of a worker that died), and every failed attempt is noted on the page's record. So the check
+never resends the page of a job that is merely slow."""
+HEALS_BEFORE_FAILING = 2
+"""Resends of one page without progress before the check marks it failed (retryable)."""
+
+
+def stalled(at: int) -> Iterator[Job]:
+    """The jobs not ended whose last progress is older than STALLED_AFTER_SECONDS, from the
+    sparse running-jobs index (shard by shard, never a Scan), each read again consistently
+    since the index lags the table."""
+    for shard in range(WATCH_SHARDS):
+        for key in Job.running_by_progress.query(f"running#{shard}",
+                                                 Job.progressed_at <= at - STALLED_AFTER_SECONDS):
+            job = load(key.account_id, key.job_id)
+            if job is not None:
+                yield job
+
+
+def unwatch(job: Job) -> None:
+    """Take an ended job out of the running-jobs index (its end already did, unless a job was
+    written ended, as a sync with no providers is)."""
+    try:
+        job.update(actions=[Job.watch_shard.remove()], condition=Job.status.is_in(COMPLETED, COMPLETED_WITH_FAILURES,
+                                                                                 FAILED))
+    except UpdateError as exc:
+        if not condition_failed(exc):
+            raise
+
+
+def unchanged(attribute, value):
+    """The condition that `attribute` still holds `value` as read (or is still absent)."""
+    return attribute.does_not_exist() if value is None else attribute == value
 
 
 def message_fields(body: dict, *names: str) -> list:

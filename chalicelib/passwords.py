@@ -1,42 +1,67 @@
 """Password hashing with scrypt from the standard library (no native dependency to ship).
 
-Parameters are stored with each hash so they can be raised later without breaking old ones.
+Parameters are stored with each hash (`scrypt$N$r$p$salt$digest`), so the work factor can be
+raised (settings.password_scrypt_n; OWASP's 2**17, r=8, p=1 by default) without breaking old
+hashes; a hash weaker than the current setting is replaced at its next successful sign-in.
 """
 from __future__ import annotations
 
 import base64
-import functools
+import binascii
 import hashlib
 import hmac
 import secrets
 
-_N, _R, _P, _LEN = 2**14, 8, 1, 32
+from chalicelib import settings
+
+R, P, DIGEST_BYTES, SALT_BYTES = 8, 1, 32, 16
+_MAXMEM_MARGIN = 1 << 20
+"""OpenSSL refuses scrypt above `maxmem` (32 MiB by default; 2**17 needs 128 MiB)."""
 
 
-def hash_password(password: str) -> str:
-    salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=_N, r=_R, p=_P, dklen=_LEN)
-    return "scrypt${}${}${}${}${}".format(
-        _N, _R, _P, base64.b64encode(salt).decode(), base64.b64encode(digest).decode())
+def _scrypt(password: str, salt: bytes, n: int, r: int, p: int, dklen: int) -> bytes:
+    maxmem = 128 * r * (n + p + 2) + _MAXMEM_MARGIN  # OpenSSL's own estimate: V and B blocks
+    return hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, dklen=dklen, maxmem=maxmem)
+
+
+def _format(n: int, salt: bytes, digest: bytes) -> str:
+    return "scrypt${}${}${}${}${}".format(n, R, P, base64.b64encode(salt).decode(), base64.b64encode(digest).decode())
+
+
+def hash_password(password: str, n: int | None = None) -> str:
+    """A new hash at the current work factor (or `n`, for tests of older hashes)."""
+    n = n or settings.current().password_scrypt_n
+    salt = secrets.token_bytes(SALT_BYTES)
+    return _format(n, salt, _scrypt(password, salt, n, R, P, DIGEST_BYTES))
+
+
+def _parse(stored: str) -> tuple[int, int, int, bytes, bytes] | None:
+    try:
+        scheme, n, r, p, salt_b64, digest_b64 = stored.split("$")
+        if scheme != "scrypt":
+            return None
+        return int(n), int(r), int(p), base64.b64decode(salt_b64), base64.b64decode(digest_b64)
+    except (ValueError, binascii.Error):
+        return None
 
 
 def verify_password(password: str, stored: str) -> bool:
-    try:
-        scheme, n, r, p, salt_b64, digest_b64 = stored.split("$")
-    except ValueError:
+    parsed = _parse(stored)
+    if parsed is None:
         return False
-    if scheme != "scrypt":
-        return False
-    expected = base64.b64decode(digest_b64)
-    actual = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt_b64), n=int(n), r=int(r),
-                            p=int(p), dklen=len(expected))
-    return hmac.compare_digest(actual, expected)
+    n, r, p, salt, expected = parsed
+    return hmac.compare_digest(_scrypt(password, salt, n, r, p, len(expected)), expected)
 
 
-@functools.cache
+def needs_rehash(stored: str) -> bool:
+    """True for a hash made with less work than the current setting (or other r, p)."""
+    parsed = _parse(stored)
+    return parsed is None or parsed[0] < settings.current().password_scrypt_n or parsed[1:3] != (R, P)
+
+
 def unknown_account_hash() -> str:
-    """Verified against when the email is unknown, so both failures cost the same time.
-
-    Made on first use, not at import: scrypt costs ~50 ms, which every cold start would pay.
-    """
-    return hash_password(secrets.token_urlsafe(16))
+    """Verified against when the email is unknown, so both failures cost one scrypt at the
+    current parameters. Its digest is random bytes (no password can match), so making it costs
+    nothing: a cold start does not pay a second scrypt that would tell unknown emails apart."""
+    return _format(settings.current().password_scrypt_n, secrets.token_bytes(SALT_BYTES),
+                   secrets.token_bytes(DIGEST_BYTES))

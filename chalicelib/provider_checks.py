@@ -9,6 +9,7 @@ the app key and the Alipay public key work, and needs no merchant authorization)
 from __future__ import annotations
 
 from chalicelib import providers
+from chalicelib.log import logger
 from chalicelib.models.providers import Provider
 from chalicelib.upstream import alipay, http, wechat_token
 from chalicelib.upstream import wechatpay as wp
@@ -16,6 +17,10 @@ from chalicelib.upstream.wechat_api import WechatConfigError
 
 PROBE_ORDER = "CPCONFIGCHECK0000000000000000"
 PROBE_AUTH_CODE = "cloudpay-configuration-check"
+UNEXPECTED_PROBLEM = ("the check failed on our side, not because of these settings; try again later "
+                      "(the X-Request-Id header identifies it)")
+"""What the client sees of an unexpected failure: the exception's text can hold internals
+(paths, table names, upstream answers), so it goes to the log only."""
 
 
 def _wechat_merchant(provider: Provider) -> wp.WechatPayMerchant:
@@ -36,8 +41,9 @@ def _check(name: str, probe) -> dict:
         detail = probe()
     except http.UpstreamUnavailable as exc:
         return {"check": name, "ok": False, "problem": f"{exc.system} did not answer: {exc.detail}"}
-    except Exception as exc:  # each probe turns the errors it expects into words; others name themselves
-        return {"check": name, "ok": False, "problem": f"{type(exc).__name__}: {exc}"}
+    except Exception:  # each probe turns the errors it expects into words; any other is ours to look into
+        logger.exception("configuration check failed unexpectedly", extra={"check": name})
+        return {"check": name, "ok": False, "problem": UNEXPECTED_PROBLEM}
     return {"check": name, "ok": detail is None, "problem": detail}
 
 

@@ -13,15 +13,18 @@ from urllib.parse import urlsplit
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from pynamodb.exceptions import DoesNotExist, PutError
+from pynamodb.exceptions import DeleteError, DoesNotExist, PutError
 
 from pynamodb.exceptions import TransactWriteError
 
-from chalicelib import audit, pagination, secrets, versioning
+from chalicelib import audit, maidan_admins, pagination, secrets, versioning
 from chalicelib.errors import Conflict, InvalidField, NotFound
+from chalicelib.log import logger
 from chalicelib.models.accounts import UniqueClaim
 from chalicelib.models.base import condition_failed, now, transaction
 from chalicelib.models.providers import Provider
+from chalicelib.models.sub_merchants import SubMerchant
+from chalicelib.models.sub_service_providers import SubServiceProvider
 from chalicelib.upstream import alipay
 
 PROVIDERS_LIST = "providers"
@@ -248,42 +251,143 @@ def _save_new(provider: Provider) -> bool:
     return True
 
 
-def upsert_from_maidan(account_id: str, actor: str, sp_mchid: str, name: str) -> str:
-    """C3.2: create or update one provider as 买单 knows it, under this account only.
+def proves_administration(provider: Provider) -> bool:
+    """Whether the account once showed 买单 that it administers this provider: synced by an
+    admin's code (C3.2), or bound to the assistant after 买单 named its WeChat the admin
+    (C3.3). A provider only typed in (C3.5) proves nothing: its sp_mchid claim is
+    provisional, and the real admin's sync takes it over (`_take_over`)."""
+    return (provider.source == "maidan" or provider.maidan_verified_at is not None
+            or provider.maidan_assistant_bound_at is not None)
 
-    Returns created, updated, unchanged, or elsewhere (another account holds the sp_mchid:
-    reported, never moved). Safe to repeat: a second sync of the same data changes nothing.
+
+def upsert_from_maidan(account_id: str, actor: str, sp_mchid: str, name: str) -> str:
+    """C3.2: create or update one provider as 买单 knows it, under this account only. The
+    caller has just proved, through a 买单 admin's scan, that the account administers it.
+
+    Returns created, updated, unchanged, taken_over (another account had only typed the
+    sp_mchid in and cannot prove it administers it: the claim moves here), or elsewhere
+    (another account proved it, or still can: reported, never moved). Safe to repeat: a
+    second sync of the same data changes nothing.
     """
     for _ in range(3):
         try:
-            provider = Provider.get(account_id, sp_mchid)
+            provider = Provider.get(account_id, sp_mchid, consistent_read=True)
         except DoesNotExist:
             at = now()
             provider = Provider(account_id=account_id, sp_mchid=sp_mchid, name=name, source="maidan",
-                                created_at=at, updated_at=at)
+                                maidan_verified_at=at, created_at=at, updated_at=at)
             if _save_new(provider):
                 audit.record(account_id, actor, f"provider#{sp_mchid}", "provider.synced",
                              {"name": {"from": None, "to": name}})
                 return "created"
             try:
-                if UniqueClaim.get(_claim(sp_mchid)).owner_id != account_id:
-                    return "elsewhere"
+                holder = UniqueClaim.get(_claim(sp_mchid), consistent_read=True).owner_id
             except DoesNotExist:
-                pass
+                continue
+            if holder != account_id:
+                return "taken_over" if _take_over(account_id, actor, holder, sp_mchid, name) else "elsewhere"
             continue
-        if provider.name == name:
+        if provider.claim_lost_at is not None:
+            return "elsewhere"
+        if provider.name == name and provider.maidan_verified_at is not None:
             return "unchanged"
         before = provider.name
         provider.name, provider.updated_at = name, now()
+        provider.maidan_verified_at = provider.maidan_verified_at or provider.updated_at
         try:
             provider.save()
         except PutError as exc:
             if condition_failed(exc):
                 continue
             raise
+        if before == name:
+            return "unchanged"
         audit.record(account_id, actor, f"provider#{sp_mchid}", "provider.synced", {"name": {"from": before, "to": name}})
         return "updated"
     raise Conflict("the provider kept changing during the sync; sync again", code="sync_race")
+
+
+def _take_over(account_id: str, actor: str, holder_id: str, sp_mchid: str, name: str) -> bool:
+    """Move the sp_mchid claim from `holder_id` to the account whose 买单 admin just proved
+    it administers the provider, if the holder only typed it in and none of its bound
+    WeChats administers it in 买单 now. The holder keeps its record, marked lost (with an
+    audit entry); the sub-merchants it read from 买单 under that provider (possible only
+    before the sync checked administration) are removed with their claims first, so a
+    takeover that dies half-way is finished by the next sync. False: not taken over."""
+    try:
+        held = Provider.get(holder_id, sp_mchid, consistent_read=True)
+    except DoesNotExist:
+        held = None
+    if held is not None and (proves_administration(held) or held.claim_lost_at is not None):
+        return False
+    try:
+        if maidan_admins.account_administers(holder_id, sp_mchid):
+            return False
+    except maidan_admins.LOOKUP_ERRORS as exc:
+        logger.warning("takeover not decided: 买单 could not be asked", extra={"sp_mchid": sp_mchid, "error": str(exc)})
+        return False
+    removed = _remove_sub_merchants_read_from_maidan(holder_id, sp_mchid)
+    if removed is None:
+        return False
+    at = now()
+    provider = Provider(account_id=account_id, sp_mchid=sp_mchid, name=name, source="maidan", maidan_verified_at=at,
+                        created_at=at, updated_at=at)
+    try:
+        with transaction() as tx:
+            tx.update(UniqueClaim(claim=_claim(sp_mchid)), actions=[UniqueClaim.owner_id.set(account_id)],
+                      condition=UniqueClaim.owner_id == holder_id)
+            if held is not None:
+                tx.update(held, actions=[Provider.claim_lost_at.set(at), Provider.updated_at.set(at)],
+                          condition=(Provider.source == "manual") & Provider.maidan_verified_at.does_not_exist()
+                          & Provider.maidan_assistant_bound_at.does_not_exist() & Provider.claim_lost_at.does_not_exist())
+            tx.save(provider, condition=Provider.sp_mchid.does_not_exist())
+    except TransactWriteError as exc:
+        if condition_failed(exc):
+            return False
+        raise
+    provider.version = 1
+    if held is not None:
+        audit.record(holder_id, "platform", f"provider#{sp_mchid}", "provider.claim_lost",
+                     {"claim": {"from": "held", "to": "lost"},
+                      "maidan_sub_merchants": {"from": removed, "to": 0}})
+    audit.record(account_id, actor, f"provider#{sp_mchid}", "provider.claim_taken_over",
+                 {"name": {"from": None, "to": name},
+                  "claim": {"from": "typed in by an account that cannot prove it administers it", "to": "held"}})
+    logger.info("provider claim taken over", extra={"sp_mchid": sp_mchid, "removed_sub_merchants": removed})
+    return True
+
+
+def _remove_sub_merchants_read_from_maidan(holder_id: str, sp_mchid: str) -> int | None:
+    """Delete the holder's sub-merchants of `sp_mchid` that came from 买单, each after its
+    sub_mchid claim (only if the claim is still that record's), so the real admin's sync can
+    claim them. Merchants the holder typed in stay with it, under the lost provider. None
+    when a record changed while being deleted: the takeover waits for the next sync."""
+    removed = 0
+    for listed in SubMerchant.by_provider.query(f"{holder_id}#{sp_mchid}",
+                                                filter_condition=SubMerchant.source == "maidan"):
+        try:
+            record = SubMerchant.get(holder_id, listed.merchant_id, consistent_read=True)
+        except DoesNotExist:
+            continue
+        if record.sub_mchid:
+            try:
+                UniqueClaim(claim=f"sub_mchid#{record.sub_mchid}").delete(
+                    condition=UniqueClaim.owner_id == record.merchant_id)
+            except DeleteError as exc:
+                if not condition_failed(exc):
+                    raise
+        try:
+            with transaction() as tx:
+                tx.delete(record, condition=SubMerchant.source == "maidan")
+                if record.ssp_account_id:
+                    tx.update(SubServiceProvider(record.ssp_account_id, sp_mchid),
+                              actions=[SubServiceProvider.merchant_count.add(-1)])
+        except TransactWriteError as exc:
+            if condition_failed(exc):
+                return None
+            raise
+        removed += 1
+    return removed
 
 
 def update(account_id: str, actor: str, sp_mchid: str, body: dict) -> Provider:
@@ -349,6 +453,8 @@ def provider_view(provider: Provider) -> dict:
                                                       "remark")},
         "maidan_assistant": {"bound": provider.maidan_assistant_bound_at is not None,
                              "bound_at": provider.maidan_assistant_bound_at},
+        "claim": {"state": "lost" if provider.claim_lost_at is not None else "held",
+                  "proven": proves_administration(provider), "lost_at": provider.claim_lost_at},
         "wechat_pay": {**{k: v for k, v in wechat.items() if k != "platform_certificate_pem"},
                        "configured": wechat_pay_configured(provider),
                        **{name: secret_state(f"wechat_pay.{name}") for name in WECHAT_SECRETS}},

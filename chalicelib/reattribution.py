@@ -7,9 +7,10 @@ page's items (each guarded by its version, so a payment updating an order at the
 moment makes the page retry instead of losing the payment's write) and advances the job's
 position, only if the job is still at that page: a duplicate message or a page redone
 after a crash moves nothing twice and counts nothing twice. The job keeps the index
-position, so it resumes where it stopped. The next page's message is sent after the commit;
-one lost to a crash is sent again when the page's own message comes back
-(`jobs.next_message_lost`).
+position, so it resumes where it stopped. The next page's message is sent after the commit
+and noted on the job (`sent_page`); one lost to a failure or a crash in between is sent
+again when the page's own message comes back (`jobs.next_message_lost`), and the scheduled
+check (`heal`) resends what no message is left to resend, or fails the job (retryable).
 
 Each order is one item with one `ssp_account_id`, so while the job runs a query sees every
 order exactly once, under its old or its new sub-service-provider.
@@ -29,7 +30,7 @@ from chalicelib import audit, jobs, queues, settings
 from chalicelib.errors import Conflict
 from chalicelib.log import logger
 from chalicelib.models.base import condition_failed, now
-from chalicelib.models.jobs import Job
+from chalicelib.models.jobs import Job, watch_shard
 from chalicelib.models.orders import Order, Refund
 from chalicelib.models.sub_merchants import SubMerchant
 from chalicelib.models.sub_service_providers import SubServiceProvider
@@ -56,7 +57,7 @@ def start(merchant: SubMerchant, actor: str, old: SubServiceProvider | None, new
     waiting_for = merchant.reattribution_jobs[-1] if merchant.reattribution_jobs else None
     job = Job(account_id=merchant.account_id, job_id=jobs.new_job_id(), kind=jobs.REATTRIBUTION,
               status=jobs.QUEUED if waiting_for else jobs.RUNNING, created_at=at,
-              started_at=None if waiting_for else at, merchant_id=merchant.merchant_id,
+              started_at=None if waiting_for else at, progressed_at=at, merchant_id=merchant.merchant_id,
               from_ssp=merchant.ssp_account_id, to_ssp=new.member_account_id if new else None, phase=PHASES[0][0],
               next_page=0, moved=0, after_job_id=waiting_for)
     if not waiting_for:
@@ -104,7 +105,7 @@ def handle_dead_letters(event: dict, context) -> dict:
                                handle_dead_letter)
 
 
-def handle_page(body: dict, sent_at: float) -> str:
+def handle_page(body: dict, sent_at: float, receive_count: int = 1) -> str:
     account_id, job_id, page_no = jobs.message_fields(body, "account_id", "job_id", "page")
     job = jobs.wait_for(lambda: jobs.load(account_id, job_id), lambda found: found is not None)
     if job is None:
@@ -117,12 +118,23 @@ def handle_page(body: dict, sent_at: float) -> str:
     if job.status != jobs.RUNNING:
         raise queues.RetryLater(f"the job is {job.status}")
     if page_no < job.next_page:
-        if jobs.next_message_lost(page_no, job.next_page, True, job.progressed_at):
-            queues.send(_queue_url(), [_message(job)])
+        if jobs.next_message_lost(page_no, job.next_page, job.sent_page, job.progressed_at, receive_count):
+            _send_page(job, job.next_page)
             return "duplicate_resent_next"
         return "duplicate"
     if page_no > job.next_page:
         raise queues.RetryLater("the previous page is still being committed", seconds=1)
+    try:
+        return _move_page(job, page_no)
+    except jobs.PageFailed:
+        raise
+    except Exception as exc:
+        _note_failed_attempt(job, page_no, exc)
+        raise
+
+
+def _move_page(job: Job, page_no: int) -> str:
+    account_id, job_id = job.account_id, job.job_id
     total = _count_to_move(job) if job.transactions_total is None else job.transactions_total
     model = dict(PHASES)[job.phase]
     results = model.by_merchant.query(job.merchant_id, filter_condition=_ours(model, job), limit=PAGE_SIZE,
@@ -142,17 +154,45 @@ def handle_page(body: dict, sent_at: float) -> str:
     if finished:
         _hand_over(jobs.load(account_id, job_id))
     else:
-        queues.send(_queue_url(), [{"account_id": account_id, "job_id": job_id, "page": page_no + 1}])
+        _send_page(job, page_no + 1)
     return "applied"
+
+
+def _send_page(job: Job, page_no: int) -> None:
+    """Send page `page_no`'s message, then note on the job that it went out. Failing in
+    between only makes the previous page's redelivery send it once more: harmless."""
+    queues.send(_queue_url(), [{"account_id": job.account_id, "job_id": job.job_id, "page": page_no}])
+    _mark_sent(job, page_no)
+
+
+def _mark_sent(job: Job, page_no: int) -> None:
+    try:
+        Job(job.account_id, job.job_id).update(actions=[Job.sent_page.set(page_no)],
+                                               condition=(Job.next_page == page_no) & (Job.status == jobs.RUNNING))
+    except UpdateError as exc:
+        if not condition_failed(exc):
+            raise
+
+
+def _note_failed_attempt(job: Job, page_no: int, exc: Exception) -> None:
+    """Note a page's failed attempt (best effort: the page's own failure is what is raised),
+    so the scheduled check sees that its message is still being retried."""
+    try:
+        _record_error(job, page_no, f"{type(exc).__name__}: {exc}")
+    except Exception as noting:
+        logger.warning("could not note a failed page attempt", extra={"job_id": job.job_id,
+                                                                      "error": str(noting)[:300]})
 
 
 def _commit(job: Job, page_no: int, model, items: list, total: int, phase: str, cursor, finished: bool) -> bool:
     at = now()
     job_actions = [Job.next_page.set(page_no + 1), Job.moved.add(len(items)), Job.progressed_at.set(at),
                    Job.phase.set(phase), Job.transactions_total.set(total), Job.error.remove()]
+    if job.heals:
+        job_actions.append(Job.heals.set(0))
     job_actions.append(Job.cursor.set(json.dumps(cursor)) if cursor else Job.cursor.remove())
     if finished:
-        job_actions += [Job.status.set(jobs.COMPLETED), Job.ended_at.set(at)]
+        job_actions += [Job.status.set(jobs.COMPLETED), Job.ended_at.set(at), Job.watch_shard.remove()]
 
     def write(tx) -> None:
         for item in items:
@@ -167,7 +207,7 @@ def _commit(job: Job, page_no: int, model, items: list, total: int, phase: str, 
 
 def _record_error(job: Job, page_no: int, error: str) -> None:
     try:
-        Job(job.account_id, job.job_id).update(actions=[Job.error.set(error[:500])],
+        Job(job.account_id, job.job_id).update(actions=[Job.error.set(error[:500]), Job.attempted_at.set(now())],
                                                condition=(Job.next_page == page_no) & (Job.status == jobs.RUNNING))
     except UpdateError as exc:
         if not condition_failed(exc):
@@ -191,7 +231,8 @@ def _hand_over(job: Job) -> None:
         return
     queues.send(_queue_url(), [_message(following)])
     try:
-        following.update(actions=[Job.status.set(jobs.RUNNING), Job.started_at.set(now())],
+        at = now()
+        following.update(actions=[Job.status.set(jobs.RUNNING), Job.started_at.set(at), Job.progressed_at.set(at)],
                          condition=Job.status == jobs.QUEUED)
     except UpdateError as exc:
         if not condition_failed(exc):
@@ -199,23 +240,88 @@ def _hand_over(job: Job) -> None:
     logger.info("re-attribution started after the previous one", extra={"job_id": following.job_id})
 
 
-def handle_dead_letter(body: dict, sent_at: float) -> str:
+def handle_dead_letter(body: dict, sent_at: float, receive_count: int = 1) -> str:
     """A page that kept failing stops its job (jobs.FAILED, with the reason); the merchant's queued
-    changes wait for it, since running them now would interleave two moves."""
+    changes wait for it, since running them now would interleave two moves. A job that had
+    completed (its hand-over kept failing) hands over here."""
     account_id, job_id, page_no = jobs.message_fields(body, "account_id", "job_id", "page")
     job = jobs.load(account_id, job_id)
+    if job is not None and job.status == jobs.COMPLETED:
+        _hand_over(job)
+        return "ignored"
     if job is None or job.status != jobs.RUNNING or job.next_page != page_no:
         return "ignored"
-    try:
-        job.update(actions=[Job.status.set(jobs.FAILED), Job.ended_at.set(now()),
-                            Job.error.set(job.error or f"page {page_no} kept failing")],
-                   condition=(Job.next_page == page_no) & (Job.status == jobs.RUNNING))
-    except UpdateError as exc:
-        if condition_failed(exc):
-            return "ignored"
-        raise
+    reason = f"page {page_no} kept failing" + (f": {job.error}" if job.error else "")
+    if not _fail(job, page_no, reason):
+        return "ignored"
     logger.warning("re-attribution page dead-lettered", extra={"job_id": job_id, "page": page_no})
     return "job_failed"
+
+
+def _fail(job: Job, page_no: int, error: str) -> bool:
+    try:
+        job.update(actions=[Job.status.set(jobs.FAILED), Job.ended_at.set(now()), Job.error.set(error[:500]),
+                            Job.watch_shard.remove()],
+                   condition=(Job.next_page == page_no) & (Job.status == jobs.RUNNING))
+        return True
+    except UpdateError as exc:
+        if condition_failed(exc):
+            return False
+        raise
+
+
+# --- the scheduled check ---------------------------------------------------------------------------
+
+
+def heal(job: Job, at: int) -> str:
+    """The scheduled check's remedy for a re-attribution with no progress for a while (C7).
+
+    RUNNING with no commit and no failed attempt for `jobs.STALLED_AFTER_SECONDS`: its
+    message was lost, so the page is resent, and after `jobs.HEALS_BEFORE_FAILING` resends
+    without progress the job is FAILED (retryable). QUEUED: it starts once it heads the
+    merchant's list, and a completed job still heading the list (its hand-over was lost)
+    hands over."""
+    if job.status == jobs.QUEUED:
+        return _start_if_due(job)
+    stalled_before = at - jobs.STALLED_AFTER_SECONDS
+    if max(job.progressed_at or 0, job.attempted_at or 0) > stalled_before:
+        return "waiting"
+    if job.heals >= jobs.HEALS_BEFORE_FAILING:
+        failed = _fail(job, job.next_page, f"no progress for {jobs.STALLED_AFTER_SECONDS // 60} minutes after "
+                                           f"{job.heals} resends of page {job.next_page}")
+        return "failed" if failed else "waiting"
+    try:
+        Job(job.account_id, job.job_id).update(
+            actions=[Job.heals.add(1), Job.attempted_at.set(at), Job.sent_page.set(job.next_page)],
+            condition=(Job.status == jobs.RUNNING) & (Job.next_page == job.next_page)
+            & jobs.unchanged(Job.attempted_at, job.attempted_at))
+    except UpdateError as exc:
+        if condition_failed(exc):
+            return "waiting"
+        raise
+    queues.send(_queue_url(), [_message(job)])
+    logger.warning("re-attribution page resent by the check", extra={"job_id": job.job_id, "page": job.next_page})
+    return "resent"
+
+
+def _start_if_due(job: Job) -> str:
+    merchant = SubMerchant.get(job.account_id, job.merchant_id, consistent_read=True)
+    head = (merchant.reattribution_jobs or [None])[0]
+    if head == job.job_id:
+        queues.send(_queue_url(), [_message(job)])
+        try:
+            at = now()
+            job.update(actions=[Job.status.set(jobs.RUNNING), Job.started_at.set(at), Job.progressed_at.set(at)],
+                       condition=Job.status == jobs.QUEUED)
+        except UpdateError as exc:
+            if not condition_failed(exc):
+                raise
+        return "started"
+    previous = jobs.load(job.account_id, head) if head else None
+    if previous is not None and previous.status == jobs.COMPLETED:
+        _hand_over(previous)
+        return "handed_over"
+    return "waiting"
 
 
 def retryable(job: Job) -> bool:
@@ -228,7 +334,8 @@ def retry(job: Job) -> Job:
         raise Conflict("only a failed re-attribution can be retried", param="job_id", code="nothing_to_retry")
     queues.send(_queue_url(), [_message(job)])
     try:
-        job.update(actions=[Job.status.set(jobs.RUNNING), Job.ended_at.remove(), Job.error.remove()],
+        job.update(actions=[Job.status.set(jobs.RUNNING), Job.ended_at.remove(), Job.error.remove(),
+                            Job.heals.set(0), Job.progressed_at.set(now()), Job.watch_shard.set(watch_shard())],
                    condition=Job.status == jobs.FAILED)
     except UpdateError as exc:
         if not condition_failed(exc):

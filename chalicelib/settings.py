@@ -3,11 +3,17 @@
 `chalice.test.Client` swaps a stage's environment in only for the duration of a call, and
 the local stack and Lambda set it before import, so settings are read on each `current()`
 call rather than frozen at import. Reading ~30 variables costs microseconds.
+
+The platform's own secrets (signing key, WeChat AppSecret, 买单 API key) are not in the
+environment: a function that needs one gets the NAME of its SSM SecureString parameter
+(`*_PARAMETER`) and IAM leave to read just that parameter. The value is fetched on first
+use, not in `current()`, so a function without the secret never asks for it, and kept in
+the container for `SECRET_CACHE_SECONDS` (a rotated secret is picked up within that).
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 class SettingsError(RuntimeError):
@@ -44,12 +50,15 @@ class Settings:
     job_retry_base_seconds: int
     """A failed job page is retried after base, 2x base, 4x base... (SQS visibility)."""
     job_step_ttl_seconds: int
-    # Our own signing key (cookies, cursors, OAuth state): HMAC, 32+ bytes
-    platform_signing_key: bytes = field(repr=False)
     # Console accounts
     session_ttl_seconds: int
     login_max_failures: int
     login_lockout_seconds: int
+    sign_up_max_per_ip: int
+    sign_up_max_per_email: int
+    sign_up_window_seconds: int
+    password_scrypt_n: int
+    """scrypt's work factor for new hashes (OWASP: 2**17 with r=8, p=1); tests lower it for speed."""
     # QR codes
     binding_code_ttl_seconds: int
     qr_expiry_shards: int
@@ -60,13 +69,11 @@ class Settings:
     wechat_open_base_url: str
     wechat_api_base_url: str
     wechat_app_id: str
-    wechat_app_secret: str = field(repr=False)
     wechatpay_base_url: str
     alipay_gateway_url: str
     alipay_openauth_base_url: str
     maidan_base_url: str
     maidan_partner_id: str
-    maidan_api_key: bytes = field(repr=False)
     upstream_timeout_seconds: float
     upstream_retries: int
     log_level: str
@@ -74,6 +81,19 @@ class Settings:
     @property
     def cookies_secure(self) -> bool:
         return self.public_base_url.startswith("https://")
+
+    @property
+    def platform_signing_key(self) -> bytes:
+        """Our own HMAC key (cookies, cursors, OAuth state), 32+ bytes."""
+        return _key_secret("PLATFORM_SIGNING_KEY_PARAMETER")
+
+    @property
+    def wechat_app_secret(self) -> str:
+        return _secret("WECHAT_APP_SECRET_PARAMETER")
+
+    @property
+    def maidan_api_key(self) -> bytes:
+        return _key_secret("MAIDAN_API_KEY_PARAMETER")
 
 
 def _text(name: str, default: str | None = None) -> str:
@@ -93,11 +113,35 @@ def _int(name: str, default: int) -> int:
         raise SettingsError(f"environment variable {name} must be an integer, got {raw!r}") from exc
 
 
-def _key(name: str) -> bytes:
-    raw = _text(name)
-    key = raw.encode()
+def _power_of_two(name: str, default: int) -> int:
+    value = _int(name, default)
+    if value < 2 or value & (value - 1):
+        raise SettingsError(f"environment variable {name} must be a power of two above 1, got {value}")
+    return value
+
+
+SECRET_CACHE_SECONDS_DEFAULT = 300
+
+
+def _secret(name: str) -> str:
+    """The value of the SSM SecureString parameter whose name the variable `name` holds."""
+    from aws_lambda_powertools.utilities import parameters
+
+    parameter = _text(name)
+    try:
+        value = parameters.get_parameter(parameter, decrypt=True,
+                                         max_age=_int("SECRET_CACHE_SECONDS", SECRET_CACHE_SECONDS_DEFAULT))
+    except parameters.exceptions.GetParameterError as exc:
+        raise SettingsError(f"SSM parameter {parameter} (from {name}) cannot be read: {exc}") from exc
+    if not value:
+        raise SettingsError(f"SSM parameter {parameter} (from {name}) is empty")
+    return value
+
+
+def _key_secret(name: str) -> bytes:
+    key = _secret(name).encode()
     if len(key) < 32:
-        raise SettingsError(f"environment variable {name} must hold at least 32 bytes")
+        raise SettingsError(f"the SSM parameter named by {name} must hold at least 32 bytes")
     return key
 
 
@@ -129,10 +173,13 @@ def current() -> Settings:
         job_retry_base_seconds=_int("JOB_RETRY_BASE_SECONDS", 10),
         job_step_ttl_seconds=_int("JOB_STEP_TTL_SECONDS", 30 * 86400),
         kms_key_id=_text("KMS_KEY_ID", "unset"),
-        platform_signing_key=_key("PLATFORM_SIGNING_KEY"),
         session_ttl_seconds=_int("SESSION_TTL_SECONDS", 12 * 3600),
         login_max_failures=_int("LOGIN_MAX_FAILURES", 5),
         login_lockout_seconds=_int("LOGIN_LOCKOUT_SECONDS", 15 * 60),
+        sign_up_max_per_ip=_int("SIGN_UP_MAX_PER_IP", 20),
+        sign_up_max_per_email=_int("SIGN_UP_MAX_PER_EMAIL", 5),
+        sign_up_window_seconds=_int("SIGN_UP_WINDOW_SECONDS", 3600),
+        password_scrypt_n=_power_of_two("PASSWORD_SCRYPT_N", 2**17),
         binding_code_ttl_seconds=_int("BINDING_CODE_TTL_SECONDS", 5 * 60),
         qr_expiry_shards=_int("QR_EXPIRY_SHARDS", 4),
         qr_purge_after_seconds=_int("QR_PURGE_AFTER_SECONDS", 30 * 86400),
@@ -141,13 +188,11 @@ def current() -> Settings:
         wechat_open_base_url=_text("WECHAT_OPEN_BASE_URL", "https://open.weixin.qq.com").rstrip("/"),
         wechat_api_base_url=_text("WECHAT_API_BASE_URL", "https://api.weixin.qq.com").rstrip("/"),
         wechat_app_id=_text("WECHAT_APP_ID"),
-        wechat_app_secret=_text("WECHAT_APP_SECRET"),
         wechatpay_base_url=_text("WECHATPAY_BASE_URL", "https://api.mch.weixin.qq.com").rstrip("/"),
         alipay_gateway_url=_text("ALIPAY_GATEWAY_URL", "https://openapi.alipay.com/gateway.do"),
         alipay_openauth_base_url=_text("ALIPAY_OPENAUTH_BASE_URL", "https://openauth.alipay.com").rstrip("/"),
         maidan_base_url=_text("MAIDAN_BASE_URL").rstrip("/"),
         maidan_partner_id=_text("MAIDAN_PARTNER_ID"),
-        maidan_api_key=_key("MAIDAN_API_KEY"),
         upstream_timeout_seconds=float(_int("UPSTREAM_TIMEOUT_MS", 5000)) / 1000.0,
         upstream_retries=_int("UPSTREAM_RETRIES", 2),
         log_level=_text("LOG_LEVEL", "INFO"),

@@ -19,9 +19,13 @@ A page (`handle_page`), for provider P at page n:
   5. Commit: one transaction advances the step to n+1 only if it is still at n, and adds
      the page's counts to the job. A duplicate, or a page redone, fails that condition and
      counts nothing. Then send the message for page n+1.
-A worker that dies between commit and send leaves page n's message on the queue; when it
-comes back (after the visibility timeout) the step has not moved for a while, so it sends
-the lost message (`jobs.next_message_lost`).
+  6. Send the message for page n+1 and note it on the step (`sent_page`), or, after the
+     last page of the last provider, end the job and free the lock.
+Whatever fails between two writes leaves page n's message on the queue (put back, or back
+after a dead worker's visibility timeout), and its next delivery finishes the work: before
+the commit it redoes the page; after it, it resends page n+1's message unless `sent_page`
+says it went out (`jobs.next_message_lost`), and it ends a job whose providers are all
+settled. The scheduled check (`heal`) covers what no message is left to finish.
 """
 from __future__ import annotations
 
@@ -30,13 +34,12 @@ import time
 
 from pynamodb.exceptions import DoesNotExist, PutError
 
-from chalicelib import batch_writes, jobs, queues, settings
+from chalicelib import batch_writes, jobs, maidan_admins, queues, settings
 from chalicelib.errors import Conflict
 from chalicelib.log import logger
 from chalicelib.models.accounts import UniqueClaim
 from chalicelib.models.base import condition_failed, now
-from chalicelib.models.bindings import WechatBinding
-from chalicelib.models.jobs import Job, JobStep
+from chalicelib.models.jobs import Job, JobStep, watch_shard
 from chalicelib.models.providers import Provider
 from chalicelib.models.sub_merchants import SubMerchant
 from chalicelib.sub_merchants import order_prefixes
@@ -50,7 +53,12 @@ ORPHAN_AFTER_SECONDS = 120
 """A message whose job record is still missing this long after it was sent belongs to a
 start that died (or lost the race to another start): dropped."""
 FAILURES_KEPT_PER_PROVIDER = 20
+NEVER_STARTED_AFTER_SECONDS = 3600
+"""A provider with no step this long after the job's last progress lost its first page's
+message (a first page dead-lettered before its step was written gets a failed step)."""
 RUNNING, DONE, FAILED, NOT_IN_MAIDAN = "RUNNING", "DONE", "FAILED", "NOT_IN_MAIDAN"
+NOT_ADMINISTERED = "NOT_ADMINISTERED"
+"""A provider none of the account's bound WeChats administers in 买单 any more: not read."""
 _MAIDAN_FIELDS = ("name", "short_name", "admin_name", "admin_email", "admin_phone", "logo_url", "maidan_opened",
                   "maidan_updated_at")
 _LIMITS = {"name": 64, "short_name": 32, "admin_name": 32}
@@ -64,30 +72,76 @@ def _queue_url() -> str:
     return settings.current().sync_queue_url
 
 
-def _providers(account_id: str) -> list[Provider]:
-    return list(Provider.query(account_id))
+def _providers_to_fetch(account_id: str) -> tuple[list[Provider], list[dict]]:
+    """(the account's providers that one of its bound WeChats administers in 买单 now, the
+    reports on the rest). 买单 is asked with the platform's credentials, so a provider the
+    account only typed in (C3.5) is never fetched: its sub-merchants are another admin's.
+    Providers the bound admins hold but the account has not synced are reported so the
+    user syncs them first (C3.2), never created here. When a bound WeChat could not be
+    asked, the providers not known to be administered are queued all the same: the check
+    before each page decides, and retries a lookup that fails ("could not ask" is not "no")."""
+    admins = maidan_admins.account_admins(account_id)
+    reports = [{"type": "provider_check_failed",
+                "message": f"could not ask 买单 which providers a bound WeChat administers: {failure}"}
+               for failure in admins.failures]
+    fetch = []
+    for provider in Provider.query(account_id):
+        if provider.claim_lost_at is not None:
+            reports.append({"type": "provider_claim_lost", "sp_mchid": provider.sp_mchid, "name": provider.name,
+                            "message": "this provider was taken over by the account of its 买单 admin, so its "
+                                       "sub-merchants were not synced"})
+        elif provider.sp_mchid in admins.providers or admins.failures:
+            fetch.append(provider)
+        else:
+            reports.append(_not_administered_report(provider.sp_mchid, provider.name))
+    held = {provider.sp_mchid for provider in Provider.query(account_id, attributes_to_get=["sp_mchid"])}
+    for sp_mchid, provider in admins.providers.items():
+        if sp_mchid not in held:
+            reports.append({"type": "provider_not_synced", "sp_mchid": sp_mchid, "name": provider.name,
+                            "message": "this 买单 provider is not in the account yet, so its sub-merchants "
+                                       "were not synced: sync providers first (POST /v1/provider-sync-codes)"})
+    return fetch, reports
 
 
-def _unsynced_maidan_providers(account_id: str, known: set[str]) -> list[dict]:
-    """Providers the account's bound 买单 admins hold in 买单 but the account has not synced
-    (C3.2): reported so the user syncs them first, never created here."""
-    reports, seen = [], set(known)
-    for binding in WechatBinding.query(account_id):
-        if not binding.unionid:
-            continue
-        try:
-            lookup = maidan.lookup_admin(binding.unionid)
-        except (UpstreamUnavailable, maidan.MaidanError, maidan.MaidanSignatureError) as exc:
-            reports.append({"type": "provider_check_failed",
-                            "message": f"could not ask 买单 which providers a bound WeChat administers: {exc}"})
-            continue
-        for provider in lookup.providers:
-            if provider.sp_mchid not in seen:
-                seen.add(provider.sp_mchid)
-                reports.append({"type": "provider_not_synced", "sp_mchid": provider.sp_mchid, "name": provider.name,
-                                "message": "this 买单 provider is not in the account yet, so its sub-merchants "
-                                           "were not synced: sync providers first (POST /v1/provider-sync-codes)"})
-    return reports
+def _not_administered_report(sp_mchid: str, name: str | None) -> dict:
+    return {"type": "provider_not_administered", "sp_mchid": sp_mchid, "name": name,
+            "message": "none of the account's bound WeChats administers this provider in 买单, so nothing of it "
+                       "was read from 买单: bind its admin's WeChat (POST /v1/wechat-binding-codes) and sync again"}
+
+
+def _still_administered(job: Job, step: JobStep, page_no: int) -> bool:
+    """Asked again before each page: a binding removed (or an admin replaced in 买单) since
+    the start stops the provider before its next page is read. A failed lookup fails the
+    page like a failed fetch, so the queue retries it."""
+    try:
+        if maidan_admins.account_administers(job.account_id, step.step):
+            return True
+    except maidan_admins.LOOKUP_ERRORS as exc:
+        _record_attempt(step, page_no, f"could not ask 买单 whether the provider is still administered: {exc}")
+        raise jobs.PageFailed(str(exc)) from exc
+    return False
+
+
+def _commit_not_administered(job: Job, step: JobStep, page_no: int) -> bool:
+    """The provider's step ends NOT_ADMINISTERED with `provider_not_administered` as its
+    error, counted as a failed provider (the job ends COMPLETED_WITH_FAILURES, not
+    retryable: a retry would be refused the same way)."""
+    at = now()
+    job_actions = [Job.providers_failed.add(1), Job.providers_remaining.add(-1), Job.progressed_at.set(at)]
+    if page_no == 0:
+        job_actions.append(Job.providers_counted.add(1))
+
+    def write(tx) -> None:
+        tx.update(step, actions=[JobStep.status.set(NOT_ADMINISTERED), JobStep.updated_at.set(at),
+                                 JobStep.last_error.set("provider_not_administered")],
+                  condition=(JobStep.next_page == page_no) & (JobStep.status == RUNNING))
+        tx.update(Job(job.account_id, job.job_id), actions=job_actions, condition=Job.status == jobs.RUNNING)
+
+    committed = jobs.commit(write)
+    if committed:
+        logger.info("sync stopped: provider not administered", extra={"job_id": job.job_id, "sp_mchid": step.step})
+        jobs.end_if_done(job.account_id, job.job_id, _lock(job.account_id))
+    return committed
 
 
 def start(account_id: str) -> tuple[Job, bool]:
@@ -95,16 +149,16 @@ def start(account_id: str) -> tuple[Job, bool]:
     running = jobs.running_holder(_lock(account_id), account_id)
     if running is not None:
         return running, False
-    providers = _providers(account_id)
+    providers, reports = _providers_to_fetch(account_id)
     at = now()
     job = Job(account_id=account_id, job_id=jobs.new_job_id(), kind=jobs.SUB_MERCHANT_SYNC, status=jobs.RUNNING,
               created_at=at, started_at=at, progressed_at=at, providers_total=len(providers),
-              providers_remaining=len(providers),
-              reports=_unsynced_maidan_providers(account_id, {p.sp_mchid for p in providers}))
+              providers_remaining=len(providers), reports=reports)
     if not providers:
         job.status, job.ended_at = jobs.COMPLETED, at
-        job.reports = [{"type": "no_providers", "message": "the account has no providers: sync providers from "
-                                                           "买单 first (POST /v1/provider-sync-codes)"}] + job.reports
+        job.reports = [{"type": "no_providers", "message": "the account has no provider that a bound WeChat "
+                                                           "administers in 买单: sync providers from 买单 first "
+                                                           "(POST /v1/provider-sync-codes)"}] + job.reports
         job.save(condition=Job.job_id.does_not_exist())
         return job, True
     queues.send(_queue_url(), [{"account_id": account_id, "job_id": job.job_id, "sp_mchid": provider.sp_mchid,
@@ -263,7 +317,7 @@ def handle_dead_letters(event: dict, context) -> dict:
     return jobs.handle_records(event, context, settings.current().sync_dead_letter_queue_url, handle_dead_letter)
 
 
-def handle_page(body: dict, sent_at: float) -> str:
+def handle_page(body: dict, sent_at: float, receive_count: int = 1) -> str:
     account_id, job_id, sp_mchid, page_no = jobs.message_fields(body, "account_id", "job_id", "sp_mchid", "page")
     job = jobs.wait_for(lambda: jobs.load(account_id, job_id), lambda found: found is not None)
     if job is None:
@@ -272,13 +326,16 @@ def handle_page(body: dict, sent_at: float) -> str:
         raise queues.RetryLater("the job record is not written yet")
     if job.status != jobs.RUNNING:
         return "job_ended"
+    if job.providers_remaining == 0:
+        jobs.end_if_done(account_id, job_id, _lock(account_id))
+        return "ended_the_job"
     step = _step(job_id, sp_mchid) or (_first_step(job, sp_mchid) if page_no == 0 else None)
     if step is None or step.status in (DONE, NOT_IN_MAIDAN):
         return "duplicate"
     if page_no < step.next_page:
-        if jobs.next_message_lost(page_no, step.next_page, step.status == RUNNING, step.updated_at):
-            queues.send(_queue_url(), [{"account_id": account_id, "job_id": job_id, "sp_mchid": sp_mchid,
-                                        "page": step.next_page}])
+        if step.status == RUNNING and jobs.next_message_lost(page_no, step.next_page, step.sent_page,
+                                                             step.updated_at, receive_count):
+            _send_page(step, step.next_page)
             return "duplicate_resent_next"
         return "duplicate"
     if step.status == FAILED:
@@ -289,6 +346,8 @@ def handle_page(body: dict, sent_at: float) -> str:
         return "duplicate"
     if page_no > step.next_page:
         raise queues.RetryLater("the previous page is still being committed", seconds=1)
+    if not _still_administered(job, step, page_no):
+        return "not_administered" if _commit_not_administered(job, step, page_no) else "duplicate"
     try:
         page = maidan.list_sub_merchants(sp_mchid, step.cursor, PAGE_SIZE)
     except maidan.MaidanError as exc:
@@ -299,22 +358,54 @@ def handle_page(body: dict, sent_at: float) -> str:
     except (UpstreamUnavailable, maidan.MaidanSignatureError) as exc:
         _record_attempt(step, page_no, str(exc))
         raise jobs.PageFailed(str(exc)) from exc
-    for _ in range(PLAN_ATTEMPTS):
-        counts, puts, claims, updates, failures = _plan(job, sp_mchid, page)
-        batch_writes.put_all(SubMerchant, puts)
-        batch_writes.put_all(UniqueClaim, claims)
-        if _write_updates(job_id, updates):
-            break
-    else:
-        raise queues.RetryLater("its sub-merchants kept being edited while the page was written", seconds=1)
-    if not _commit_page(job, step, page_no, page, counts, failures):
+    try:
+        for _ in range(PLAN_ATTEMPTS):
+            counts, puts, claims, updates, failures = _plan(job, sp_mchid, page)
+            batch_writes.put_all(SubMerchant, puts)
+            batch_writes.put_all(UniqueClaim, claims)
+            if _write_updates(job_id, updates):
+                break
+        else:
+            raise queues.RetryLater("its sub-merchants kept being edited while the page was written", seconds=1)
+        committed = _commit_page(job, step, page_no, page, counts, failures)
+    except queues.RetryLater:
+        raise
+    except Exception as exc:
+        _note_failed_attempt(step, page_no, exc)
+        raise
+    if not committed:
         return "duplicate"
     if page.next_cursor:
-        queues.send(_queue_url(), [{"account_id": account_id, "job_id": job_id, "sp_mchid": sp_mchid,
-                                    "page": page_no + 1}])
+        _send_page(step, page_no + 1)
     else:
         jobs.end_if_done(account_id, job_id, _lock(account_id))
     return "applied"
+
+
+def _send_page(step: JobStep, page_no: int) -> None:
+    """Send page `page_no`'s message, then note on the step that it went out. Failing in
+    between only makes the previous page's redelivery send it once more: harmless."""
+    queues.send(_queue_url(), [{"account_id": step.account_id, "job_id": step.job_id, "sp_mchid": step.step,
+                                "page": page_no}])
+    _mark_sent(step, page_no)
+
+
+def _mark_sent(step: JobStep, page_no: int) -> None:
+    try:
+        step.update(actions=[JobStep.sent_page.set(page_no)], condition=JobStep.next_page == page_no)
+    except Exception as exc:
+        if not condition_failed(exc):
+            raise
+
+
+def _note_failed_attempt(step: JobStep, page_no: int, exc: Exception) -> None:
+    """Note a page's failed attempt (best effort: the page's own failure is what is raised),
+    so the scheduled check sees that its message is still being retried."""
+    try:
+        _record_attempt(step, page_no, f"{type(exc).__name__}: {exc}")
+    except Exception as noting:
+        logger.warning("could not note a failed page attempt", extra={"job_id": step.job_id, "sp_mchid": step.step,
+                                                                      "error": str(noting)[:300]})
 
 
 def _commit_page(job: Job, step: JobStep, page_no: int, page: maidan.SubMerchantPage, counts: dict,
@@ -323,6 +414,8 @@ def _commit_page(job: Job, step: JobStep, page_no: int, page: maidan.SubMerchant
     at = now()
     step_actions = [JobStep.next_page.set(page_no + 1), JobStep.pages_done.add(1), JobStep.updated_at.set(at),
                     JobStep.attempts.set(0)]
+    if step.heals:
+        step_actions.append(JobStep.heals.set(0))
     step_actions.append(JobStep.cursor.remove() if last else JobStep.cursor.set(page.next_cursor))
     job_actions = [Job.pages_done.add(1), Job.progressed_at.set(at)]
     for name, count in counts.items():
@@ -366,29 +459,112 @@ def _commit_not_in_maidan(job: Job, step: JobStep) -> bool:
 # --- dead letters and retry ---------------------------------------------------------------------------
 
 
-def handle_dead_letter(body: dict, sent_at: float) -> str:
+def handle_dead_letter(body: dict, sent_at: float, receive_count: int = 1) -> str:
     """A page that kept failing: mark it failed in its job (once), so the job can end and the
-    console can offer a retry."""
+    console can offer a retry. A first page whose step was never written (DynamoDB refused
+    it every time) gets a failed step, so the job still ends and the retry knows the page."""
     account_id, job_id, sp_mchid, page_no = jobs.message_fields(body, "account_id", "job_id", "sp_mchid", "page")
     job = jobs.load(account_id, job_id)
-    step = _step(job_id, sp_mchid) if job is not None else None
-    if job is None or step is None or job.status != jobs.RUNNING or step.status != RUNNING \
-            or step.next_page != page_no:
+    if job is None or job.status != jobs.RUNNING:
         return "ignored"
+    step = _step(job_id, sp_mchid)
+    if step is None and page_no == 0:
+        at = now()
+        step = JobStep(job_id=job_id, step=sp_mchid, account_id=account_id, status=RUNNING, next_page=0,
+                       updated_at=at, expires_at=at + settings.current().job_step_ttl_seconds)
+        failed = _fail_step(job, step, 0, "the first page kept failing before it could start", new=True)
+    elif step is not None and step.status == RUNNING and step.next_page == page_no:
+        failed = _fail_step(job, step, page_no, step.last_error)
+    else:
+        failed = False
+    if failed:
+        logger.warning("sync page dead-lettered", extra={"job_id": job_id, "sp_mchid": sp_mchid, "page": page_no,
+                                                         "error": step.last_error})
+    jobs.end_if_done(account_id, job_id, _lock(account_id))
+    return "page_failed" if failed else "ignored"
+
+
+def _fail_step(job: Job, step: JobStep, page_no: int, error: str | None, new: bool = False) -> bool:
+    """Mark the provider's page failed (retryable) and count it in the job, once."""
+    at = now()
+    step_actions = [JobStep.status.set(FAILED), JobStep.updated_at.set(at)]
+    if error:
+        step_actions.append(JobStep.last_error.set(error[:500]))
 
     def write(tx) -> None:
-        tx.update(step, actions=[JobStep.status.set(FAILED), JobStep.updated_at.set(now())],
-                  condition=(JobStep.next_page == page_no) & (JobStep.status == RUNNING))
-        tx.update(Job(account_id, job_id), actions=[Job.providers_failed.add(1), Job.providers_remaining.add(-1),
-                                                    Job.pages_failed.add(1), Job.progressed_at.set(now())],
-                  condition=Job.status == jobs.RUNNING)
+        if new:
+            step.status, step.last_error = FAILED, error
+            tx.save(step, condition=JobStep.step.does_not_exist())
+        else:
+            tx.update(step, actions=step_actions, condition=(JobStep.next_page == page_no) & (JobStep.status == RUNNING))
+        tx.update(Job(job.account_id, job.job_id), actions=[
+            Job.providers_failed.add(1), Job.providers_remaining.add(-1), Job.pages_failed.add(1),
+            Job.progressed_at.set(at)], condition=Job.status == jobs.RUNNING)
 
-    if not jobs.commit(write):
-        return "ignored"
-    logger.warning("sync page dead-lettered", extra={"job_id": job_id, "sp_mchid": sp_mchid, "page": page_no,
-                                                     "error": step.last_error})
-    jobs.end_if_done(account_id, job_id, _lock(account_id))
-    return "page_failed"
+    return jobs.commit(write)
+
+
+# --- the scheduled check ---------------------------------------------------------------------------
+
+
+def heal(job: Job, at: int) -> str:
+    """The scheduled check's remedy for a running sync with no progress for a while (C7):
+    resend the page of each provider whose step has been untouched (no commit, no failed
+    attempt) for `jobs.STALLED_AFTER_SECONDS` (its message was lost), mark it failed after
+    `jobs.HEALS_BEFORE_FAILING` resends without progress, and end the job once every
+    provider is settled, which frees the account's lock."""
+    stalled_before = at - jobs.STALLED_AFTER_SECONDS
+    job_steps = list(JobStep.query(job.job_id, consistent_read=True))
+    outcome = "waiting"
+    for step in job_steps:
+        if step.status != RUNNING or step.updated_at > stalled_before:
+            continue
+        if step.heals < jobs.HEALS_BEFORE_FAILING:
+            if _claim_resend(step, at):
+                queues.send(_queue_url(), [{"account_id": job.account_id, "job_id": job.job_id,
+                                            "sp_mchid": step.step, "page": step.next_page}])
+                logger.warning("sync page resent by the check", extra={"job_id": job.job_id, "sp_mchid": step.step,
+                                                                        "page": step.next_page})
+                outcome = "resent"
+        elif _fail_step(job, step, step.next_page, f"no progress for {jobs.STALLED_AFTER_SECONDS // 60} minutes "
+                                                   f"after {step.heals} resends of page {step.next_page}"):
+            outcome = "failed"
+    never_started = job.providers_total - len(job_steps)
+    if never_started > 0 and job.progressed_at <= at - NEVER_STARTED_AFTER_SECONDS \
+            and all(step.status != RUNNING for step in job_steps) and _fail_never_started(job, never_started):
+        outcome = "failed"
+    ended = jobs.end_if_done(job.account_id, job.job_id, _lock(job.account_id))
+    return "ended" if ended is not None and ended.status != jobs.RUNNING else outcome
+
+
+def _claim_resend(step: JobStep, at: int) -> bool:
+    """One check resends a page once: the step, still as read, notes the resend."""
+    try:
+        step.update(actions=[JobStep.heals.add(1), JobStep.updated_at.set(at), JobStep.sent_page.set(step.next_page)],
+                    condition=(JobStep.status == RUNNING) & (JobStep.next_page == step.next_page)
+                    & (JobStep.updated_at == step.updated_at))
+        return True
+    except Exception as exc:
+        if not condition_failed(exc):
+            raise
+        return False
+
+
+def _fail_never_started(job: Job, count: int) -> bool:
+    """Providers whose first page left no step behind and no message (none is known by
+    name): counted failed with a report, so the job ends; a new sync picks them up."""
+    report = {"type": "providers_not_started", "count": count,
+              "message": f"{count} provider(s) never started and were not synced: start the sync again"}
+    try:
+        Job(job.account_id, job.job_id).update(
+            actions=[Job.providers_failed.add(count), Job.providers_remaining.add(-count),
+                     Job.reports.set((job.reports or []) + [report])],
+            condition=(Job.status == jobs.RUNNING) & (Job.providers_remaining == job.providers_remaining))
+        return True
+    except Exception as exc:
+        if not condition_failed(exc):
+            raise
+        return False
 
 
 def failed_steps(job_id: str) -> list[JobStep]:
@@ -410,11 +586,12 @@ def retry(job: Job) -> Job:
                                     "page": step.next_page}])
 
         def write(tx, step=step) -> None:
-            tx.update(step, actions=[JobStep.status.set(RUNNING), JobStep.attempts.set(0),
+            tx.update(step, actions=[JobStep.status.set(RUNNING), JobStep.attempts.set(0), JobStep.heals.set(0),
                                      JobStep.updated_at.set(now())], condition=JobStep.status == FAILED)
             tx.update(Job(job.account_id, job.job_id),
                       actions=[Job.providers_failed.add(-1), Job.providers_remaining.add(1), Job.pages_failed.add(-1),
-                               Job.status.set(jobs.RUNNING), Job.ended_at.remove(), Job.progressed_at.set(now())])
+                               Job.status.set(jobs.RUNNING), Job.ended_at.remove(), Job.progressed_at.set(now()),
+                               Job.watch_shard.set(watch_shard())])
 
         jobs.commit(write)
     return jobs.load(job.account_id, job.job_id)

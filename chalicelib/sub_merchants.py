@@ -12,9 +12,10 @@ import secrets as random
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError
+from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
-from chalicelib import alipay_authorization, audit, pagination, providers, reattribution, secrets, versioning
+from chalicelib import (alipay_authorization, audit, maidan_admins, pagination, providers, reattribution, secrets,
+                        versioning)
 from chalicelib.errors import Conflict, InvalidField, NotFound
 from chalicelib.models.accounts import Counter, UniqueClaim
 from chalicelib.models.base import condition_failed, now, transaction
@@ -30,6 +31,8 @@ _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s.]{2,}$")
 _TEXT = {"name": 64, "short_name": 32, "admin_name": 32, "remark": 256}
 _URLS = ("logo_url", "ad_image_url", "ad_link_url")
 _BASE36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+REFUSED_ON_EDIT = ("sp_mchid", "channel", *alipay_authorization.NOT_EDITABLE)
+"""Fields of a sub-merchant that an edit names only to be told how they do change."""
 HOW_TO_OPEN_MAIDAN = ("the merchant opens 买单 in the 微信买单服务商助手 mini-program (or the provider opens it "
                       "for them there), then switch again")
 
@@ -89,8 +92,10 @@ def _sub_mchid(value) -> str | None:
 
 
 def _attached_ssp(account_id: str, sp_mchid: str, member) -> SubServiceProvider | None:
-    if member in (None, ""):
+    if member is None or member == "":
         return None
+    if not isinstance(member, str):
+        raise InvalidField("sub_service_provider", "sub_service_provider must be an account id (text) or null")
     try:
         record = SubServiceProvider.get(member, sp_mchid)
     except DoesNotExist:
@@ -163,14 +168,36 @@ def readable(account_id: str, merchant_id: str) -> tuple[SubMerchant, str]:
         return found[0], "sub_service_provider"
 
 
-def _save(merchant: SubMerchant, expected_version, actor: str, action: str, changes: dict) -> SubMerchant:
+def _save(merchant: SubMerchant, expected_version, actor: str, action: str, changes: dict,
+          claim: UniqueClaim | None = None) -> SubMerchant:
+    """Save a checked edit; a new sub_mchid's `claim` is written in the same transaction, so a
+    refused or lost edit never leaves the number claimed."""
     versioning.check_version(merchant, expected_version, "sub-merchant")
     if not changes:
         return merchant
     merchant.updated_at = now()
-    versioning.save_versioned(merchant, "sub-merchant")
+    if claim is None:
+        versioning.save_versioned(merchant, "sub-merchant")
+    else:
+        _save_claiming(merchant, claim)
     audit.record(merchant.account_id, actor, f"sub_merchant#{merchant.merchant_id}", action, changes)
     return merchant
+
+
+def _save_claiming(merchant: SubMerchant, claim: UniqueClaim) -> None:
+    try:
+        with transaction() as tx:
+            tx.save(merchant)
+            tx.save(claim, condition=UniqueClaim.claim.does_not_exist())
+    except TransactWriteError as exc:
+        if not condition_failed(exc):
+            raise
+        reasons = [reason.code if reason else None for reason in (exc.cancellation_reasons or [])]
+        if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+            raise Conflict("a sub-merchant with this sub_mchid already exists", param="sub_mchid",
+                           code="sub_merchant_exists") from None
+        raise Conflict("the sub-merchant changed while saving; reload and apply the edit again", param="version",
+                       code="version_conflict") from None
 
 
 def update(account_id: str, actor: str, merchant_id: str, body: dict) -> tuple[SubMerchant, Job | None]:
@@ -185,32 +212,27 @@ def update(account_id: str, actor: str, merchant_id: str, body: dict) -> tuple[S
     for fixed in alipay_authorization.NOT_EDITABLE:
         if fixed in body:
             raise InvalidField(fixed, f"{fixed} cannot be changed here: {alipay_authorization.HOW_TO_CHANGE}")
-    changes = {}
+    changes, claim = {}, None
     if "sub_mchid" in body:
         sub_mchid = _sub_mchid(body["sub_mchid"])
         if merchant.sub_mchid and sub_mchid != merchant.sub_mchid:
             raise InvalidField("sub_mchid", "sub_mchid cannot be changed once set")
         if sub_mchid and not merchant.sub_mchid:
             claim = UniqueClaim(claim=f"sub_mchid#{sub_mchid}", owner_id=merchant.merchant_id, created_at=now())
-            try:
-                claim.save(condition=UniqueClaim.claim.does_not_exist())
-            except PutError as exc:
-                if condition_failed(exc):
-                    raise Conflict("a sub-merchant with this sub_mchid already exists", param="sub_mchid",
-                                   code="sub_merchant_exists") from None
-                raise
             changes["sub_mchid"] = {"from": None, "to": sub_mchid}
-            merchant.sub_mchid = sub_mchid
     new_ssp = None
     if "sub_service_provider" in body:
         new_ssp = _attached_ssp(account_id, merchant.sp_mchid, body["sub_service_provider"])
         if (new_ssp.member_account_id if new_ssp else None) == merchant.ssp_account_id:
             body = {name: value for name, value in body.items() if name != "sub_service_provider"}
-    for name, value in _clean(body, creating=False).items():
+    cleaned = _clean(body, creating=False)
+    if claim is not None:
+        merchant.sub_mchid = changes["sub_mchid"]["to"]
+    for name, value in cleaned.items():
         if getattr(merchant, name) != value:
             changes[name] = {"from": getattr(merchant, name), "to": value}
             setattr(merchant, name, value)
-    merchant = _save(merchant, body.get("version"), actor, "sub_merchant.updated", changes)
+    merchant = _save(merchant, body.get("version"), actor, "sub_merchant.updated", changes, claim)
     if "sub_service_provider" not in body:
         return merchant, None
     old_ssp = _attached_ssp(account_id, merchant.sp_mchid, merchant.ssp_account_id) if merchant.ssp_account_id \
@@ -244,7 +266,8 @@ def reset_keys(account_id: str, actor: str, merchant_id: str) -> dict:
 
 
 def switch_channel(account_id: str, actor: str, merchant_id: str, body: dict) -> SubMerchant:
-    """C5.6: official_direct or maidan; 买单 must say the merchant opened it first."""
+    """C5.6: official_direct or maidan; 买单 must say the merchant opened it first, and is
+    asked only if a bound WeChat administers the merchant's provider there."""
     merchant = get(account_id, merchant_id)
     channel = body.get("channel")
     if channel not in CHANNELS:
@@ -252,6 +275,11 @@ def switch_channel(account_id: str, actor: str, merchant_id: str, body: dict) ->
     if channel == "maidan" and merchant.channel != "maidan":
         if not merchant.sub_mchid:
             raise InvalidField("channel", "set the sub-merchant's sub_mchid before switching to maidan")
+        if not maidan_admins.account_administers(account_id, merchant.sp_mchid):
+            raise Conflict(f"none of the account's bound WeChats administers provider {merchant.sp_mchid} in 买单, "
+                           "so 买单 is not asked about its merchants: bind the admin's WeChat "
+                           "(POST /v1/wechat-binding-codes) and switch again", param="channel",
+                           code="provider_not_administered")
         if not maidan.maidan_status(merchant.sub_mchid).opened:
             raise Conflict(f"this merchant has not opened 买单: {HOW_TO_OPEN_MAIDAN}", param="channel",
                            code="maidan_not_opened")

@@ -31,12 +31,12 @@ def _clean(body: dict, creating: bool) -> dict:
     for name, limit in _TEXT_LIMITS.items():
         if name in body or (creating and name != "remark"):
             value = body.get(name)
-            required = name != "remark"
-            if value in (None, "") and required:
-                raise InvalidField(name, f"{name} is required")
-            if value not in (None, "") and (not isinstance(value, str) or len(value.strip()) > limit):
+            if value is not None and (not isinstance(value, str) or len(value.strip()) > limit):
                 raise InvalidField(name, f"{name} must be text of at most {limit} characters")
-            fields[name] = value.strip() if isinstance(value, str) and value.strip() else None
+            text = value.strip() if value else None
+            if not text and name != "remark":
+                raise InvalidField(name, f"{name} is required (and not only spaces)")
+            fields[name] = text or None
     if "phone" in body or creating:
         phone = body.get("phone")
         if not isinstance(phone, str) or not _PHONE.match(phone.strip()):

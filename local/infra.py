@@ -1,9 +1,14 @@
 """Create infra/template.yaml in moto, and resolve the app's environment from the stack.
 
 The same template is merged into `chalice package` for AWS; here the parts that only make
-sense next to Chalice's own resources (Globals, overrides of Chalice-made resources) are
-dropped before the stack is created, and Globals' variables are resolved from the stack's
-physical resources, so local and AWS read the same variable names from the same Refs.
+sense next to Chalice's own resources (Globals, overrides of Chalice-made resources and
+whatever refers to them) are dropped before the stack is created, and the functions'
+variables are resolved from the stack's physical resources, so local and AWS read the same
+variable names from the same Refs. All functions share one process locally, so the local
+environment is Globals plus every function's own variables.
+
+The platform's secrets are SSM SecureString parameters, which CloudFormation cannot create:
+on AWS the deploy step creates them (README), here `create_stack` puts them into moto.
 """
 from __future__ import annotations
 
@@ -41,31 +46,45 @@ def load_template() -> dict:
     return yaml.load(TEMPLATE.read_text(encoding="utf-8"), Loader=_CfnLoader)
 
 
-CHALICE_RESOURCES = {"RestAPI", "APIHandler"}
+NOT_IN_MOTO_CLOUDFORMATION = {"AWS::CloudWatch::Alarm"}
+"""Types moto's CloudFormation skips with a warning; nothing local reads alarms."""
 
 
-def _refers_to_chalice(node) -> bool:
-    if isinstance(node, dict):
-        if node.get("Ref") in CHALICE_RESOURCES:
-            return True
-        return any(_refers_to_chalice(value) for value in node.values())
+def _references(node) -> set[str]:
+    """The logical ids and parameters a piece of template refers to (Ref, GetAtt, Sub)."""
     if isinstance(node, list):
-        return any(_refers_to_chalice(value) for value in node)
-    return False
+        return set().union(*(_references(value) for value in node))
+    if not isinstance(node, dict):
+        return set()
+    found = set()
+    if isinstance(node.get("Ref"), str):
+        found.add(node["Ref"])
+    if isinstance(node.get("Fn::GetAtt"), list):
+        found.add(node["Fn::GetAtt"][0])
+    if isinstance(node.get("Fn::Sub"), str):
+        found |= {name.split(".")[0] for name in re.findall(r"\$\{([^}!]+)\}", node["Fn::Sub"])}
+    return found | set().union(*(_references(value) for key, value in node.items() if key != "Ref"))
 
 
 def standalone_template() -> dict:
     """The template without what only exists once Chalice's resources are merged in:
-    Globals, overrides of Chalice-made resources, and resources that refer to them."""
+    Globals, overrides of Chalice-made resources (entries without a Type), resources that
+    refer to Chalice's (RestAPI, the functions), and the types moto cannot create."""
     template = load_template()
     template.pop("Globals", None)
-    template["Resources"] = {name: resource for name, resource in template["Resources"].items()
-                             if "Type" in resource and not _refers_to_chalice(resource)}
+    resources = {name: resource for name, resource in template["Resources"].items()
+                 if "Type" in resource and resource["Type"] not in NOT_IN_MOTO_CLOUDFORMATION}
+    known = set(resources) | set(template.get("Parameters", {}))
+    template["Resources"] = {name: resource for name, resource in resources.items()
+                             if all(ref in known or ref.startswith("AWS::") for ref in _references(resource))}
     return template
 
 
-def create_stack(session, stack_name: str, parameters: dict[str, str]) -> dict[str, str]:
-    """Create the stack, switch on TTL (moto's CloudFormation ignores it), return the env."""
+def create_stack(session, stack_name: str, parameters: dict[str, str], secrets: dict[str, str]) -> dict[str, str]:
+    """Create the stack, switch on TTL (moto's CloudFormation ignores it), put the platform's
+    secrets into SSM, return the env.
+
+    `secrets` maps each `*_PARAMETER` variable of function_env() to its secret value."""
     template = standalone_template()
     cloudformation = session.client("cloudformation")
     cloudformation.create_stack(StackName=stack_name, TemplateBody=json.dumps(template),
@@ -77,11 +96,32 @@ def create_stack(session, stack_name: str, parameters: dict[str, str]) -> dict[s
         ttl = resource.get("Properties", {}).get("TimeToLiveSpecification")
         if resource["Type"] == "AWS::DynamoDB::Table" and ttl:
             dynamodb.update_time_to_live(TableName=physical[name], TimeToLiveSpecification=ttl)
-    return resolve_environment(session, template_env(), physical, parameters)
+    environment = resolve_environment(session, {**template_env(), **function_env()}, physical,
+                                      {**parameters, "AWS::StackName": stack_name})
+    put_secret_parameters(session, {environment[variable]: value for variable, value in secrets.items()})
+    return environment
+
+
+def put_secret_parameters(session, values: dict[str, str]) -> None:
+    """What the README's deploy step does with `aws ssm put-parameter --type SecureString`."""
+    ssm = session.client("ssm")
+    for name, value in values.items():
+        ssm.put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True)
 
 
 def template_env() -> dict:
+    """The variables every function gets (Globals)."""
     return load_template()["Globals"]["Function"]["Environment"]["Variables"]
+
+
+def function_env() -> dict:
+    """The variables only some functions get (the template's overrides of Chalice-made
+    functions), merged: locally one process serves every function, so it gets them all."""
+    variables = {}
+    for resource in load_template()["Resources"].values():
+        if "Type" not in resource:
+            variables.update(resource.get("Properties", {}).get("Environment", {}).get("Variables", {}))
+    return variables
 
 
 def _arn(session, logical: str, physical_id: str) -> str:

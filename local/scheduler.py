@@ -1,7 +1,7 @@
 """Call the app's scheduled handlers on their rate, as EventBridge would.
 
 `chalice local` does not run `@app.schedule` handlers, so the sweeps (expiring QR codes,
-closing unpaid orders) would never run locally. Rates are kept exactly; cron expressions
+closing unpaid orders, healing stalled jobs) would never run locally. Rates are kept exactly; cron expressions
 run every minute instead, which suits the idempotent sweeps they schedule (a real cron
 parser would be more code than the local stack is worth).
 """

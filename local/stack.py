@@ -111,7 +111,7 @@ def aws_environment(moto_port: int) -> dict[str, str]:
 
 
 def stack_parameters(ports: Ports) -> dict[str, str]:
-    """The template's parameters: our URLs, the sandbox's upstreams and credentials, a fresh key."""
+    """The template's parameters: our URLs, the sandbox's upstreams and public identifiers."""
     from sandbox.app import base_urls
     from sandbox.world import SandboxConfig
 
@@ -119,9 +119,7 @@ def stack_parameters(ports: Ports) -> dict[str, str]:
     upstreams = base_urls(f"http://{HOST}:{ports.sandbox}")
     return {
         "PublicBaseUrl": f"http://{HOST}:{ports.api}",
-        "PlatformSigningKey": secrets.token_hex(32),
         "WechatAppId": sandbox_config.wechat_app_id,
-        "WechatAppSecret": sandbox_config.wechat_app_secret,
         "WechatOpenBaseUrl": upstreams["wechat_open"],
         "WechatApiBaseUrl": upstreams["wechat_api"],
         "WechatPayBaseUrl": upstreams["wechatpay"],
@@ -129,8 +127,19 @@ def stack_parameters(ports: Ports) -> dict[str, str]:
         "AlipayOpenAuthBaseUrl": upstreams["alipay_openauth"],
         "MaidanBaseUrl": upstreams["maidan"],
         "MaidanPartnerId": sandbox_config.maidan_partner_id,
-        "MaidanApiKey": sandbox_config.maidan_api_key,
+        "AlarmTopicArn": f"arn:aws:sns:{REGION}:123456789012:{STACK_NAME}-alarms",
     }
+
+
+def platform_secrets() -> dict[str, str]:
+    """The SSM parameters' values, by the variable that names each: the sandbox's
+    credentials and a fresh signing key."""
+    from sandbox.world import SandboxConfig
+
+    sandbox_config = SandboxConfig()
+    return {"PLATFORM_SIGNING_KEY_PARAMETER": secrets.token_hex(32),
+            "WECHAT_APP_SECRET_PARAMETER": sandbox_config.wechat_app_secret,
+            "MAIDAN_API_KEY_PARAMETER": sandbox_config.maidan_api_key}
 
 
 def chalice_executable() -> Path:
@@ -206,7 +215,8 @@ def run(ports: Ports) -> int:
 
 def _start(ports: Ports, stop: SignalledStop, running: contextlib.ExitStack) -> list[Child]:
     _start_moto(ports.moto, running)
-    app_environment = infra.create_stack(boto3.Session(region_name=REGION), STACK_NAME, stack_parameters(ports))
+    app_environment = infra.create_stack(boto3.Session(region_name=REGION), STACK_NAME, stack_parameters(ports),
+                                         platform_secrets())
     os.environ.update({**app_environment, "CLOUDPAY_STAGE": STAGE})
     log.info("created stack %s from infra/template.yaml", STACK_NAME)
 

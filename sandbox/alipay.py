@@ -730,10 +730,12 @@ def _never_answer() -> Response:
     return Response(body(), status=504)
 
 
-@blueprint.post("/gateway.do")
+@blueprint.route("/gateway.do", methods=["GET", "POST"])
 def gateway():
     """One endpoint for every method: common parameters in the query string or the form
-    (the SDKs put them in the query), business parameters in the form."""
+    (the SDKs put them in the query), business parameters in the form. The real gateway
+    also takes GET, with every parameter in the query string (some SDKs send every call so);
+    both go through the same checks."""
     params = {**request.args.to_dict(), **request.form.to_dict()}
     method = params.get("method", "")
     node = f"{method.replace('.', '_')}_response" if method in METHODS else "error_response"

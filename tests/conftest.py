@@ -1,8 +1,8 @@
 """Test wiring: moto in-process (created from infra/template.yaml), the sandbox in-process.
 
-The environment is set (tests/environment.py) before anything imports the app; `aws` then
-creates the stack from the same template and checks that the environment it resolves is
-the one set.
+The environment is set (tests/environment.py) before anything imports the app; the stack
+is then created once per test process from the same template (checking that the
+environment it resolves is the one set), and emptied before each test that uses it.
 """
 from __future__ import annotations
 
@@ -14,11 +14,23 @@ from tests.drivers import Console, Phone
 environment.apply()
 
 
-@pytest.fixture
-def aws():
-    """A fresh in-memory AWS with the stack of infra/template.yaml in it."""
+@pytest.fixture(scope="session")
+def aws_stack():
+    """The in-memory AWS with the stack of infra/template.yaml, made once per test process."""
     with environment.in_memory_aws() as resolved:
         yield resolved
+
+
+@pytest.fixture
+def aws(aws_stack):
+    """That stack, emptied: every test starts from what a new stack holds."""
+    environment.empty_stack()
+    yield aws_stack
+
+
+@pytest.fixture
+def platform_secrets(aws):
+    """The platform's secrets in SSM: for tests of the upstream clients."""
 
 
 @pytest.fixture

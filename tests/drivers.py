@@ -72,10 +72,13 @@ class Phone:
             body = str(httpx.QueryParams(form))
         raw = getattr(self.client.http, method.lower())(path, headers=headers, body=body)
         headers = {name.lower(): value for name, value in raw.headers.items()}
-        cookie = headers.get("set-cookie")
-        if cookie:
+        cookies = headers.get("set-cookie") or []
+        for cookie in [cookies] if isinstance(cookies, str) else cookies:
             name, _, rest = cookie.partition("=")
-            self.app_cookies[name] = rest.split(";")[0]
+            if "max-age=0" in rest.lower().replace(" ", ""):
+                self.app_cookies.pop(name, None)
+            else:
+                self.app_cookies[name] = rest.split(";")[0]
         return raw
 
     def open(self, url: str, method: str = "GET", form: dict | None = None) -> "Phone":

@@ -1,8 +1,13 @@
 """C1: sign up, sign in, sessions that expire and revoke, the failed-attempt limit."""
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
+from chalicelib import accounts, passwords
+from chalicelib.errors import ApiError, TooManyAttempts
 from chalicelib.models.accounts import Account, Session, UniqueClaim
 
 PASSWORD = "correct horse battery"
@@ -73,15 +78,100 @@ def test_five_failures_lock_the_email_even_for_the_right_password(console, email
     assert int(locked.headers["retry-after"]) > 0
 
 
-def test_a_successful_sign_in_clears_earlier_failures(console):
+def test_successful_sign_ins_do_not_count_towards_the_limit(console):
     console.call("POST", "/v1/accounts", {"email": "a@example.com", "password": PASSWORD})
     for _ in range(4):
         console.call("POST", "/v1/sessions", {"email": "a@example.com", "password": "wrong password!"})
-    assert console.call("POST", "/v1/sessions", {"email": "a@example.com", "password": PASSWORD}).status == 201
 
-    for _ in range(4):
-        console.call("POST", "/v1/sessions", {"email": "a@example.com", "password": "wrong password!"})
+    successes = [console.call("POST", "/v1/sessions", {"email": "a@example.com", "password": PASSWORD}).status
+                 for _ in range(6)]
 
+    assert successes == [201] * 6
+    assert console.call("POST", "/v1/sessions", {"email": "a@example.com", "password": "wrong password!"}).status == 401
+    assert console.call("POST", "/v1/sessions", {"email": "a@example.com", "password": PASSWORD}).status == 429
+
+
+def test_a_burst_of_concurrent_wrong_passwords_gets_no_more_password_checks_than_the_limit(aws, monkeypatch):
+    accounts.sign_up("a@example.com", PASSWORD)
+    checked = []
+    real_verify = passwords.verify_password
+    monkeypatch.setattr(passwords, "verify_password",
+                        lambda password, stored: checked.append(password) or real_verify(password, stored))
+    start = threading.Barrier(21)
+
+    def sign_in(password):
+        start.wait()
+        try:
+            accounts.sign_in("a@example.com", password)
+            return 201
+        except ApiError as refused:
+            return refused.status
+
+    with ThreadPoolExecutor(21) as pool:
+        answers = list(pool.map(sign_in, ["wrong password!"] * 20 + [PASSWORD]))
+
+    wrong, right = answers[:20], answers[20]
+    assert wrong.count(401) == checked.count("wrong password!") <= 5
+    assert wrong.count(429) == 20 - wrong.count(401)
+    assert right == (201 if PASSWORD in checked else 429)
+    assert wrong.count(401) == 5 or right == 201
+
+
+def test_sign_up_is_limited_per_email_with_a_retry_after(console):
+    answers = [console.call("POST", "/v1/accounts", {"email": "a@example.com", "password": PASSWORD})
+               for _ in range(6)]
+
+    assert [answer.status for answer in answers] == [201, 409, 409, 409, 409, 429]
+    limited = answers[-1]
+    assert limited.json["error"]["type"] == "rate_limit_error" and limited.error_code == "too_many_attempts"
+    assert 0 < int(limited.headers["retry-after"]) <= 3600
+
+
+def test_sign_up_is_limited_per_source_ip(console, monkeypatch):
+    monkeypatch.setenv("SIGN_UP_MAX_PER_IP", "3")
+    answers = [console.call("POST", "/v1/accounts", {"email": f"user{n}@example.com", "password": PASSWORD})
+               for n in range(4)]
+
+    assert [answer.status for answer in answers] == [201, 201, 201, 429]
+    assert int(answers[-1].headers["retry-after"]) > 0
+    assert not UniqueClaim.count("email#user3@example.com")
+    assert accounts.sign_up("user3@example.com", PASSWORD, source_ip="198.51.100.7").email == "user3@example.com"
+
+
+def test_an_ip_over_its_limit_does_not_spend_the_emails_sign_ups(aws, monkeypatch):
+    monkeypatch.setenv("SIGN_UP_MAX_PER_IP", "1")
+    accounts.sign_up("first@example.com", PASSWORD, source_ip="203.0.113.9")
+    for _ in range(6):
+        with pytest.raises(TooManyAttempts):
+            accounts.sign_up("second@example.com", PASSWORD, source_ip="203.0.113.9")
+
+    assert accounts.sign_up("second@example.com", PASSWORD, source_ip="198.51.100.7").email == "second@example.com"
+
+
+def test_new_passwords_use_the_owasp_scrypt_parameters_by_default(console, monkeypatch):
+    monkeypatch.delenv("PASSWORD_SCRYPT_N", raising=False)
+
+    created = console.call("POST", "/v1/accounts", {"email": "a@example.com", "password": PASSWORD})
+    signed_in = console.call("POST", "/v1/sessions", {"email": "a@example.com", "password": PASSWORD})
+
+    assert created.status == 201 and signed_in.status == 201
+    assert Account.get(created.json["id"]).password_hash.startswith("scrypt$131072$8$1$")
+    assert passwords.unknown_account_hash().startswith("scrypt$131072$8$1$")
+
+
+def test_a_hash_made_with_the_old_work_factor_is_upgraded_at_the_next_successful_sign_in(console, monkeypatch):
+    monkeypatch.delenv("PASSWORD_SCRYPT_N", raising=False)
+    account = accounts.sign_up("a@example.com", PASSWORD)
+    old_hash = passwords.hash_password(PASSWORD, n=2**14)
+    account.update(actions=[Account.password_hash.set(old_hash)])
+
+    wrong = console.call("POST", "/v1/sessions", {"email": "a@example.com", "password": "wrong password!"})
+    assert Account.get(account.account_id).password_hash == old_hash
+    right = console.call("POST", "/v1/sessions", {"email": "a@example.com", "password": PASSWORD})
+
+    assert wrong.status == 401 and right.status == 201
+    upgraded = Account.get(account.account_id).password_hash
+    assert upgraded.startswith("scrypt$131072$8$1$") and passwords.verify_password(PASSWORD, upgraded)
     assert console.call("POST", "/v1/sessions", {"email": "a@example.com", "password": PASSWORD}).status == 201
 
 

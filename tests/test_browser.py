@@ -74,7 +74,8 @@ def test_an_admin_scans_the_console_code_on_a_phone_and_the_console_turns_bound(
         desk.click("#auth-submit")
         expect(desk.locator("#gate")).to_be_visible()
         expect(desk.locator("#qr-state")).to_have_text("等待扫码")
-        desk.wait_for_function("document.getElementById('qr-img').naturalWidth > 0")
+        # A function, not an expression: Playwright evals expressions in the page, which its CSP forbids.
+        desk.wait_for_function("() => document.getElementById('qr-img').naturalWidth > 0")
         code_url = desk.locator("#qr-url").inner_text()
         desk.screenshot(path=str(SCREENSHOTS / "console-binding-gate.png"))
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlsplit
 
 from chalicelib import signed_tokens
-from chalicelib.h5_identity import COOKIE_NAME, WechatIdentity, cookie_header, from_cookie_header
-from tests.environment import PARAMETERS, SANDBOX_ROOT
+from chalicelib.h5_identity import COOKIE_NAME, OAUTH_NONCE_COOKIE, WechatIdentity, cookie_header, from_cookie_header
+from tests.environment import PARAMETERS, PUBLIC_BASE_URL, SANDBOX_ROOT
 
 
 def _start(console, phone):
@@ -13,6 +13,17 @@ def _start(console, phone):
     code = user.call("POST", "/v1/wechat-binding-codes").json
     raw = phone("admin-01")._app("GET", f"/h5/q/{code['id']}")
     return code, {k.lower(): v for k, v in raw.headers.items()}["location"]
+
+
+def _scan(holder, code_id: str) -> str:
+    """Scan a code on `holder`'s phone without following the redirect: where WeChat OAuth starts."""
+    raw = holder._app("GET", f"/h5/q/{code_id}")
+    return {k.lower(): v for k, v in raw.headers.items()}["location"]
+
+
+def _authorize(holder, oauth_url: str) -> str:
+    """WeChat approves `holder` and answers with our callback URL (a fresh code each time), unopened."""
+    return holder._sandbox().get(oauth_url).headers["location"]
 
 
 def test_an_unknown_scanner_is_sent_to_wechat_oauth_with_snsapi_base(console, phone):
@@ -49,15 +60,73 @@ def test_a_user_who_denies_authorization_sees_why(phone, client):
 
 
 def test_an_oauth_code_works_once(console, phone, sandbox):
-    _, location = _start(console, phone)
+    code = console.sign_up_and_in("owner@example.com").call("POST", "/v1/wechat-binding-codes").json
     admin = phone("admin-01")
-    callback = admin._sandbox().get(location).headers["location"]
+    used_callback = _authorize(admin, _scan(admin, code["id"]))
+    first_page = admin.open(used_callback).page_id
+    admin.app_cookies.pop(COOKIE_NAME)
+    fresh_state = parse_qs(urlsplit(_authorize(admin, _scan(admin, code["id"]))).query)["state"][0]
+    used_code = parse_qs(urlsplit(used_callback).query)["code"][0]
 
-    first = admin.open(callback)
-    replay = phone("admin-02").open(callback)
+    replay = admin.open(f"{PUBLIC_BASE_URL}/h5/oauth/wechat?code={used_code}&state={fresh_state}")
 
-    assert first.page_id == "binding-confirm"
+    assert first_page == "binding-confirm"
     assert replay.status == 400 and replay.page_id == "oauth-code-refused"
+
+
+def test_an_attackers_code_with_a_genuine_state_is_refused_on_a_phone_that_did_not_start_the_sign_in(
+        console, phone, wire):
+    code = console.sign_up_and_in("owner@example.com").call("POST", "/v1/wechat-binding-codes").json
+    attacker = phone("admin-02")
+    lure = _authorize(attacker, _scan(attacker, code["id"]))
+    victim = phone("admin-01")
+
+    page = victim.open(lure)
+
+    assert page.status == 403 and page.page_id == "oauth-wrong-browser"
+    assert COOKIE_NAME not in victim.app_cookies
+    assert wire.count("/sns/oauth2/access_token") == 0
+    assert "授权" in page.html
+
+
+def test_a_used_state_is_refused_again_even_with_its_nonce_cookie(console, phone, wire):
+    code = console.sign_up_and_in("owner@example.com").call("POST", "/v1/wechat-binding-codes").json
+    admin = phone("admin-01")
+    oauth_url = _scan(admin, code["id"])
+    nonce_cookie = dict(admin.app_cookies)
+    assert admin.open(_authorize(admin, oauth_url)).page_id == "binding-confirm"
+    admin.app_cookies = nonce_cookie
+
+    replay = admin.open(_authorize(admin, oauth_url))
+
+    assert replay.status == 400 and replay.page_id == "oauth-state-used"
+    assert COOKIE_NAME not in admin.app_cookies
+    assert wire.count("/sns/oauth2/access_token") == 1
+
+
+def test_signing_in_on_the_phone_that_scanned_keeps_the_identity_and_drops_the_nonce(console, phone):
+    code = console.sign_up_and_in("owner@example.com").call("POST", "/v1/wechat-binding-codes").json
+    admin = phone("admin-01")
+
+    page = admin.open(f"{PUBLIC_BASE_URL}/h5/q/{code['id']}")
+
+    assert page.page_id == "binding-confirm"
+    assert COOKIE_NAME in admin.app_cookies and OAUTH_NONCE_COOKIE not in admin.app_cookies
+    assert admin.confirm().page_id == "binding-done"
+
+
+def test_the_oauth_nonce_is_an_httponly_cookie_for_the_callback_only_and_the_state_holds_its_hash(console, phone):
+    code = console.sign_up_and_in("owner@example.com").call("POST", "/v1/wechat-binding-codes").json
+    raw = phone("admin-01")._app("GET", f"/h5/q/{code['id']}")
+    headers = {k.lower(): v for k, v in raw.headers.items()}
+    set_cookie = headers["set-cookie"]
+    nonce = set_cookie.split(";")[0].split("=", 1)[1]
+    state = parse_qs(urlsplit(headers["location"]).query)["state"][0]
+
+    assert set_cookie.startswith(f"{OAUTH_NONCE_COOKIE}=") and len(nonce) >= 32
+    assert "HttpOnly" in set_cookie and "SameSite=Lax" in set_cookie and "Path=/h5/oauth" in set_cookie
+    assert "Max-Age=600" in set_cookie
+    assert nonce not in state
 
 
 def test_the_identity_cookie_is_signed_and_bound_to_the_app(aws):

@@ -141,3 +141,82 @@ def test_with_several_bound_wechats_the_providers_admin_scans_and_confirms(bound
 
     assert bound_console.call("GET", f"/v1/maidan-assistant-binding-codes/{code['id']}").json["state"] == "bound"
     assert bound_console.call("GET", f"/v1/providers/{provider.sp_mchid}").json["maidan_assistant"]["bound"] is True
+
+
+def _account_bound_to(console, phone, email, admin):
+    user = console.sign_up_and_in(email)
+    assert phone(admin).open(user.call("POST", "/v1/wechat-binding-codes").json["url"]).confirm().page_id == \
+        "binding-done"
+    user.account_id = user.call("GET", "/v1/me").json["id"]
+    return user
+
+
+def test_a_provider_typed_in_by_an_account_that_cannot_prove_it_is_taken_over_by_its_maidan_admins_sync(
+        bound_console, console, phone, sandbox):
+    from chalicelib.models.accounts import UniqueClaim
+    squatted = sandbox.providers_of("admin-01")[2]
+    squatter = _account_bound_to(console, phone, "squatter@example.com", "admin-02")
+    assert squatter.call("POST", "/v1/providers", {"sp_mchid": squatted.sp_mchid, "name": "抢先录入"}).status == 201
+
+    code, page = _sync(bound_console, phone)
+    page.confirm()
+
+    result = bound_console.call("GET", f"/v1/provider-sync-codes/{code['id']}").json["result"]
+    assert (result["created"], result["taken_over"], result["elsewhere"]) == (5, 1, 0)
+    assert {p["sp_mchid"]: p["outcome"] for p in result["providers"]}[squatted.sp_mchid] == "taken_over"
+    owner_id = bound_console.call("GET", "/v1/me").json["id"]
+    assert UniqueClaim.get(f"sp_mchid#{squatted.sp_mchid}").owner_id == owner_id
+    mine = bound_console.call("GET", f"/v1/providers/{squatted.sp_mchid}").json
+    assert (mine["name"], mine["source"], mine["claim"]) == (squatted.name, "maidan",
+                                                             {"state": "held", "proven": True, "lost_at": None})
+    lost = squatter.call("GET", f"/v1/providers/{squatted.sp_mchid}").json
+    assert lost["claim"]["state"] == "lost" and lost["name"] == "抢先录入"
+    [entry] = squatter.call("GET", f"/v1/audit-log?entity=provider%23{squatted.sp_mchid}").json["data"][:1]
+    assert (entry["action"], entry["actor"]) == ("provider.claim_lost", "platform")
+    refused = squatter.call("POST", f"/v1/providers/{squatted.sp_mchid}/maidan-assistant-binding")
+    assert refused.status == 409 and refused.error_code == "provider_claim_lost"
+
+
+def test_a_provider_typed_in_by_an_account_whose_bound_wechat_administers_it_is_not_taken_over(
+        bound_console, console, phone, sandbox):
+    provider = sandbox.providers_of("admin-01")[0]
+    holder = _account_bound_to(console, phone, "holder@example.com", "admin-01")
+    holder.call("POST", "/v1/providers", {"sp_mchid": provider.sp_mchid, "name": "手工录入"})
+
+    code, page = _sync(bound_console, phone)
+    page.confirm()
+
+    result = bound_console.call("GET", f"/v1/provider-sync-codes/{code['id']}").json["result"]
+    assert {p["sp_mchid"]: p["outcome"] for p in result["providers"]}[provider.sp_mchid] == "elsewhere"
+    assert holder.call("GET", f"/v1/providers/{provider.sp_mchid}").json["claim"]["state"] == "held"
+    assert bound_console.call("GET", f"/v1/providers/{provider.sp_mchid}").status == 404
+
+
+def test_a_provider_its_account_proved_by_binding_it_to_the_assistant_is_never_taken_over(
+        bound_console, console, phone, sandbox):
+    provider = sandbox.providers_of("admin-01")[0]
+    holder = _account_bound_to(console, phone, "holder@example.com", "admin-01")
+    holder.call("POST", "/v1/providers", {"sp_mchid": provider.sp_mchid, "name": "手工录入"})
+    assert holder.call("POST", f"/v1/providers/{provider.sp_mchid}/maidan-assistant-binding").status == 200
+    sandbox.users["admin-01"].maidan_status = "NOT_ADMIN"  # 买单 no longer names the holder's WeChat
+    sandbox.add_user("admin-01-successor", "接任管理员", "ADMIN")
+
+    assert holder.call("GET", f"/v1/providers/{provider.sp_mchid}").json["claim"] == {
+        "state": "held", "proven": True, "lost_at": None}
+    from chalicelib import providers
+    owner_id = bound_console.call("GET", "/v1/me").json["id"]
+    assert providers.upsert_from_maidan(owner_id, owner_id, provider.sp_mchid, provider.name) == "elsewhere"
+    assert holder.call("GET", f"/v1/providers/{provider.sp_mchid}").json["claim"]["state"] == "held"
+
+
+def test_syncing_a_hand_made_provider_of_ones_own_proves_it(bound_console, phone, sandbox):
+    provider = sandbox.providers_of("admin-01")[0]
+    bound_console.call("POST", "/v1/providers", {"sp_mchid": provider.sp_mchid, "name": provider.name})
+    assert bound_console.call("GET", f"/v1/providers/{provider.sp_mchid}").json["claim"]["proven"] is False
+
+    code, page = _sync(bound_console, phone)
+    page.confirm()
+
+    result = bound_console.call("GET", f"/v1/provider-sync-codes/{code['id']}").json["result"]
+    assert {p["sp_mchid"]: p["outcome"] for p in result["providers"]}[provider.sp_mchid] == "unchanged"
+    assert bound_console.call("GET", f"/v1/providers/{provider.sp_mchid}").json["claim"]["proven"] is True

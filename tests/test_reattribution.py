@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib import batch_writes, queues, reattribution
+from chalicelib import batch_writes, job_detail, jobs, queues, reattribution
+from chalicelib.models.base import now
 from chalicelib.models.jobs import Job
 from chalicelib.models.orders import Order, Refund
 from chalicelib.models.sub_service_providers import SubServiceProvider
@@ -233,3 +234,125 @@ def test_a_worker_that_dies_between_commit_and_next_message_is_recovered(world, 
     done = owner.call("GET", f"/v1/jobs/{job['id']}").json
     assert done["status"] == "COMPLETED" and done["progress"]["transactions"]["moved"] == ORDERS + REFUNDS
     assert _attribution(merchant["id"]) == {second: ORDERS + REFUNDS}
+
+
+class Throttled(Exception):
+    """A write or a send refused once (DynamoDB or SQS throttling, a network error)."""
+
+
+def _fail_once(monkeypatch, module, name: str, failure: type, when=lambda *args: True) -> list:
+    """`module.name` raises `failure` the first time `when(*its arguments)` holds."""
+    original, failed = getattr(module, name), []
+
+    def failing_once(*args, **kwargs):
+        if not failed and when(*args, **kwargs):
+            failed.append(name)
+            raise failure(f"{name} failed")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, failing_once)
+    return failed
+
+
+REATTRIBUTION_FAILURE_POINTS = {
+    "before_the_commit": (reattribution, "_commit", lambda *args: True),
+    "after_the_commit": (queues, "send", lambda url, bodies: bodies[0].get("page", 0) == 2),
+    "after_the_send": (reattribution, "_mark_sent", lambda *args: True),
+    "before_the_hand_over": (reattribution, "_hand_over", lambda *args: True),
+}
+
+
+def _assert_moved_and_free(owner, merchant, job_id, ssp):
+    done = owner.call("GET", f"/v1/jobs/{job_id}").json
+    assert done["status"] == "COMPLETED" and done["progress"]["transactions"] == {"to_move": ORDERS + REFUNDS,
+                                                                                 "moved": ORDERS + REFUNDS}
+    assert _attribution(merchant["id"]) == {ssp: ORDERS + REFUNDS}
+    assert owner.call("GET", f"/v1/sub-merchants/{merchant['id']}").json["reattribution_jobs"] == []
+
+
+@pytest.mark.parametrize("failure", [Throttled, WorkerKilled], ids=["throttled", "worker_killed"])
+@pytest.mark.parametrize("point", list(REATTRIBUTION_FAILURE_POINTS))
+def test_a_failure_at_any_point_between_the_writes_of_a_page_is_finished_by_its_redelivery(
+        world, app, monkeypatch, point, failure):
+    owner, merchant, first, second = world
+    module, name, when = REATTRIBUTION_FAILURE_POINTS[point]
+    failed = _fail_once(monkeypatch, module, name, failure, when)
+    job = _change(owner, merchant["id"], second)["reattribution_job"]
+
+    drain(app)
+
+    assert failed == [name]
+    _assert_moved_and_free(owner, merchant, job["id"], second)
+    assert _change(owner, merchant["id"], first)["reattribution_job"]["status"] == "RUNNING"
+
+
+def _lose_page_two(monkeypatch, times: int) -> list:
+    send, lost = queues.send, []
+
+    def losing(url, bodies):
+        if len(lost) < times and bodies[0].get("page") == 2:
+            lost.append(bodies)
+            return None
+        return send(url, bodies)
+
+    monkeypatch.setattr(queues, "send", losing)
+    return lost
+
+
+def test_a_page_message_lost_for_good_is_resent_by_the_scheduled_check_and_the_queued_change_follows(
+        world, app, monkeypatch):
+    owner, merchant, first, second = world
+    lost = _lose_page_two(monkeypatch, times=1)
+    job = _change(owner, merchant["id"], second)["reattribution_job"]
+    drain(app)
+    queued = _change(owner, merchant["id"], first)["reattribution_job"]
+    assert len(lost) == 1 and queued["status"] == "QUEUED"
+    assert owner.call("GET", f"/v1/jobs/{job['id']}").json["status"] == "RUNNING"
+
+    result = job_detail.heal_stalled_jobs(at=now() + jobs.STALLED_AFTER_SECONDS + 1)
+
+    assert result == {"examined": 2, "resent": 1, "waiting": 1}
+    drain(app)
+    assert owner.call("GET", f"/v1/jobs/{job['id']}").json["status"] == "COMPLETED"
+    _assert_moved_and_free(owner, merchant, queued["id"], first)
+
+
+def test_a_lost_hand_over_is_done_by_the_scheduled_check(world, app, monkeypatch):
+    owner, merchant, first, second = world
+    hand_over = reattribution._hand_over
+    monkeypatch.setattr(reattribution, "_hand_over", lambda job: None)
+    job = _change(owner, merchant["id"], second)["reattribution_job"]
+    queued = _change(owner, merchant["id"], first)["reattribution_job"]
+    drain(app)
+    assert owner.call("GET", f"/v1/jobs/{queued['id']}").json["status"] == "QUEUED"
+    monkeypatch.setattr(reattribution, "_hand_over", hand_over)
+
+    result = job_detail.heal_stalled_jobs(at=now() + jobs.STALLED_AFTER_SECONDS + 1)
+
+    assert result == {"examined": 1, "handed_over": 1}
+    drain(app)
+    assert owner.call("GET", f"/v1/jobs/{job['id']}").json["status"] == "COMPLETED"
+    _assert_moved_and_free(owner, merchant, queued["id"], first)
+
+
+def test_a_page_whose_resent_messages_are_lost_too_fails_the_job_which_resumes_on_retry(world, app, monkeypatch):
+    owner, merchant, first, second = world
+    send = queues.send
+    lost = _lose_page_two(monkeypatch, times=1 + jobs.HEALS_BEFORE_FAILING)
+    job = _change(owner, merchant["id"], second)["reattribution_job"]
+    drain(app)
+
+    at, outcomes = now(), []
+    for _ in range(jobs.HEALS_BEFORE_FAILING + 1):
+        at += jobs.STALLED_AFTER_SECONDS + 1
+        outcomes.append(job_detail.heal_stalled_jobs(at=at))
+        drain(app)
+
+    assert len(lost) == 1 + jobs.HEALS_BEFORE_FAILING
+    assert outcomes == [{"examined": 1, "resent": 1}] * jobs.HEALS_BEFORE_FAILING + [{"examined": 1, "failed": 1}]
+    failed = owner.call("GET", f"/v1/jobs/{job['id']}").json
+    assert failed["status"] == "FAILED" and failed["retryable"] is True and "no progress" in failed["error"]
+    monkeypatch.setattr(queues, "send", send)
+    assert owner.call("POST", f"/v1/jobs/{job['id']}/retry").status == 202
+    drain(app)
+    _assert_moved_and_free(owner, merchant, job["id"], second)

@@ -7,18 +7,23 @@ import threading
 import boto3
 import pytest
 
-from chalicelib import batch_writes, queues, sub_merchant_sync
+from chalicelib import batch_writes, job_detail, jobs, queues, sub_merchant_sync
 from chalicelib.models.accounts import UniqueClaim
+from chalicelib.models.base import now
 from chalicelib.models.jobs import JobStep
 from chalicelib.models.sub_merchants import SubMerchant
 from sandbox.world import SandboxConfig
 from tests import environment
-from tests.queues import WorkerKilled, drain, make_messages_return_at_once
+from tests.queues import WorkerKilled, drain, make_messages_return_at_once, waiting
 
 PROVIDERS = 5
 SUB_MERCHANTS = 1200
 A_FEW_THOUSAND = pytest.mark.sub_merchants(3000)
 """For the tests that check exactness at scale: 3,000 in 买单, about 2,400 of them synced."""
+TWO_ADMINS = pytest.mark.parametrize(
+    "sandbox_and_wire", [SandboxConfig(providers=10, sub_merchants=400, in_process=True)], indirect=True,
+    ids=["two_admins"])
+"""Ten 买单 providers: admin-01 holds 0, 2, 4, 6, 8 (so 1901000004), admin-02 holds the odd ones."""
 
 
 @pytest.fixture
@@ -26,8 +31,8 @@ def sandbox_and_wire(request):
     """Five 买单 providers, all administered by admin-01, with 1,200 sub-merchants between them
     (or as many as the test's `sub_merchants` mark says)."""
     mark = request.node.get_closest_marker("sub_merchants")
-    config = SandboxConfig(providers=PROVIDERS, sub_merchants=mark.args[0] if mark else SUB_MERCHANTS,
-                           in_process=True)
+    config = getattr(request, "param", None) or SandboxConfig(
+        providers=PROVIDERS, sub_merchants=mark.args[0] if mark else SUB_MERCHANTS, in_process=True)
     with environment.sandbox_in_process(config) as world_and_wire:
         yield world_and_wire
 
@@ -253,14 +258,16 @@ def test_a_merchant_held_by_another_account_fails_alone_with_its_reason(owner, s
                                  "reason": "its sub_mchid belongs to a sub-merchant of another Cloud Pay account"}]
 
 
-def test_a_provider_unknown_to_maidan_is_reported_in_its_step(owner, app):
+def test_a_provider_created_by_hand_that_no_bound_wechat_administers_is_reported_and_never_fetched(
+        owner, app, wire):
     owner.call("POST", "/v1/providers", {"sp_mchid": "1999000001", "name": "手工服务商"})
     started = _start(owner)
     drain(app)
 
     job = _job(owner, started["id"])
-    [step] = [step for step in job["providers"] if step["sp_mchid"] == "1999000001"]
-    assert step["status"] == "NOT_IN_MAIDAN" and job["status"] == "COMPLETED"
+    assert not [step for step in job["providers"] if step["sp_mchid"] == "1999000001"]
+    assert [r["type"] for r in job["reports"] if r.get("sp_mchid") == "1999000001"] == ["provider_not_administered"]
+    assert job["status"] == "COMPLETED" and _pages_fetched(wire, "1999000001") == 0
 
 
 def test_jobs_are_listed_newest_first_and_are_not_found_for_another_account(owner, app, console, phone):
@@ -318,3 +325,262 @@ def test_a_worker_that_dies_between_commit_and_next_message_is_recovered_by_its_
 
     assert drain(app)["killed"] == 2
     _assert_exact(owner, sandbox, _job(owner, started["id"]))
+
+
+A_FEW_HUNDRED = pytest.mark.sub_merchants(350)
+"""For the failure-point tests: 239 synced from four providers, one of them two pages long."""
+
+
+class Throttled(Exception):
+    """A write or a send refused once (DynamoDB or SQS throttling, a network error): the
+    handler puts the page's message back and it returns at once here."""
+
+
+def _fail_once(monkeypatch, module, name: str, failure: type, when=lambda *args: True) -> list:
+    """`module.name` raises `failure` the first time `when(*its arguments)` holds."""
+    original, failed = getattr(module, name), []
+
+    def failing_once(*args, **kwargs):
+        if not failed and when(*args, **kwargs):
+            failed.append(name)
+            raise failure(f"{name} failed")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, failing_once)
+    return failed
+
+
+def _last_end(account_id, job_id, lock) -> bool:
+    return jobs.load(account_id, job_id).providers_remaining == 0
+
+
+SYNC_FAILURE_POINTS = {
+    "after_the_records": (batch_writes, "put_all", lambda model, items: model is UniqueClaim and bool(items)),
+    "after_the_claims": (sub_merchant_sync, "_write_updates", lambda *args: True),
+    "after_the_update_transaction": (sub_merchant_sync, "_commit_page", lambda *args: True),
+    "after_the_commit": (queues, "send", lambda url, bodies: bodies[0].get("page", 0) > 0),
+    "after_the_send": (sub_merchant_sync, "_mark_sent", lambda *args: True),
+    "before_the_job_end": (jobs, "end_if_done", _last_end),
+}
+
+
+@A_FEW_HUNDRED
+@pytest.mark.parametrize("failure", [Throttled, WorkerKilled], ids=["throttled", "worker_killed"])
+@pytest.mark.parametrize("point", list(SYNC_FAILURE_POINTS))
+def test_a_failure_at_any_point_between_the_writes_of_a_page_is_finished_by_its_redelivery(
+        owner, sandbox, app, monkeypatch, point, failure):
+    module, name, when = SYNC_FAILURE_POINTS[point]
+    failed = _fail_once(monkeypatch, module, name, failure, when)
+    started = _start(owner)
+
+    drain(app)
+
+    assert failed == [name]
+    _assert_exact(owner, sandbox, _job(owner, started["id"]))
+    assert owner.call("POST", "/v1/sub-merchant-sync-jobs").status == 202
+
+
+def _lose_next_page_messages(monkeypatch, times: int) -> list:
+    """The next pages' messages vanish `times` times (sent into the void, no error)."""
+    send, lost = queues.send, []
+
+    def losing(url, bodies):
+        if len(lost) < times and bodies[0].get("page", 0) > 0:
+            lost.append(bodies)
+            return None
+        return send(url, bodies)
+
+    monkeypatch.setattr(queues, "send", losing)
+    return lost
+
+
+@A_FEW_HUNDRED
+def test_a_next_page_message_lost_for_good_is_resent_by_the_scheduled_check_run_by_the_local_scheduler(
+        owner, sandbox, app, monkeypatch):
+    from local import scheduler
+    lost = _lose_next_page_messages(monkeypatch, times=1)
+    started = _start(owner)
+    drain(app)
+    stuck = _job(owner, started["id"])
+    assert len(lost) == 1 and stuck["status"] == "RUNNING"
+    assert owner.call("POST", "/v1/sub-merchant-sync-jobs").json["already_running"] is True
+
+    monkeypatch.setattr(jobs, "STALLED_AFTER_SECONDS", -60)  # the job has been silent for long enough
+    results = scheduler.Scheduler(app, environment.REGION, started_at=0).run_once(300)
+    assert results["heal_stalled_jobs"] == {"examined": 1, "resent": 1}
+    drain(app)
+
+    _assert_exact(owner, sandbox, _job(owner, started["id"]))
+    assert owner.call("POST", "/v1/sub-merchant-sync-jobs").status == 202
+
+
+@A_FEW_HUNDRED
+def test_a_job_whose_end_was_lost_is_ended_by_the_scheduled_check_which_frees_the_lock(
+        owner, sandbox, app, monkeypatch):
+    end_if_done = jobs.end_if_done
+    monkeypatch.setattr(jobs, "end_if_done", lambda account_id, job_id, lock: None)
+    started = _start(owner)
+    drain(app)
+    assert _job(owner, started["id"])["status"] == "RUNNING"
+    monkeypatch.setattr(jobs, "end_if_done", end_if_done)
+
+    result = job_detail.heal_stalled_jobs(at=now() + jobs.STALLED_AFTER_SECONDS + 1)
+
+    assert result == {"examined": 1, "ended": 1}
+    _assert_exact(owner, sandbox, _job(owner, started["id"]))
+    assert owner.call("POST", "/v1/sub-merchant-sync-jobs").status == 202
+
+
+@A_FEW_HUNDRED
+def test_a_page_whose_resent_messages_are_lost_too_is_failed_by_the_check_and_the_retry_finishes_it(
+        owner, sandbox, app, monkeypatch):
+    send = queues.send
+    lost = _lose_next_page_messages(monkeypatch, times=1 + jobs.HEALS_BEFORE_FAILING)
+    started = _start(owner)
+    drain(app)
+
+    at, outcomes = now(), []
+    for _ in range(jobs.HEALS_BEFORE_FAILING + 1):
+        at += jobs.STALLED_AFTER_SECONDS + 1
+        outcomes.append(job_detail.heal_stalled_jobs(at=at))
+        drain(app)
+
+    assert len(lost) == 1 + jobs.HEALS_BEFORE_FAILING
+    assert outcomes == [{"examined": 1, "resent": 1}] * jobs.HEALS_BEFORE_FAILING + [{"examined": 1, "ended": 1}]
+    job = _job(owner, started["id"])
+    assert job["status"] == "COMPLETED_WITH_FAILURES" and job["retryable"] is True
+    [failed] = [step for step in job["providers"] if step["status"] == "FAILED"]
+    assert failed["next_page"] == 1 and "no progress" in failed["last_error"]
+    monkeypatch.setattr(queues, "send", send)
+    assert owner.call("POST", f"/v1/jobs/{started['id']}/retry").status == 202
+    drain(app)
+    _assert_exact(owner, sandbox, _job(owner, started["id"]))
+    assert owner.call("POST", "/v1/sub-merchant-sync-jobs").status == 202
+
+
+@A_FEW_HUNDRED
+def test_the_scheduled_check_leaves_a_job_that_is_merely_slow_alone(owner, sandbox, app):
+    started = _start(owner)
+    queued = waiting(app)
+
+    assert job_detail.heal_stalled_jobs() == {"examined": 0}
+    assert job_detail.heal_stalled_jobs(at=now() + jobs.STALLED_AFTER_SECONDS + 1) == {"examined": 1, "waiting": 1}
+    assert waiting(app) == queued
+    drain(app)
+    _assert_exact(owner, sandbox, _job(owner, started["id"]))
+    assert job_detail.heal_stalled_jobs(at=now() + jobs.STALLED_AFTER_SECONDS + 1) == {"examined": 0}
+
+
+def _account_bound_to(console, phone, email: str, *admins: str):
+    user = console.sign_up_and_in(email)
+    for admin in admins:
+        code = user.call("POST", "/v1/wechat-binding-codes").json
+        assert phone(admin).open(code["url"]).confirm().page_id == "binding-done"
+    user.account_id = user.call("GET", "/v1/me").json["id"]
+    return user
+
+
+def _pages_fetched(wire, sp_mchid: str) -> int:
+    return wire.count(f"/v1/providers/{sp_mchid}/sub-merchants")
+
+
+def _sub_mchid_claims(sandbox, index: int) -> dict[str, str]:
+    keys = [f"sub_mchid#{sandbox.sub_merchant(index, n).sub_mchid}" for n in range(sandbox.sub_merchant_count(index))]
+    return {claim.claim: claim.owner_id for claim in UniqueClaim.batch_get(keys)}
+
+
+@TWO_ADMINS
+def test_an_account_whose_wechats_do_not_administer_a_hand_made_provider_reads_nothing_of_it_from_maidan(
+        console, phone, sandbox, wire, app):
+    held_by_another_admin = sandbox.provider(4)
+    squatter = _account_bound_to(console, phone, "squatter@example.com", "admin-02")
+    assert squatter.call("POST", "/v1/providers", {"sp_mchid": held_by_another_admin.sp_mchid,
+                                                   "name": "抢先录入"}).status == 201
+
+    started = _start(squatter)
+    drain(app)
+
+    assert _pages_fetched(wire, held_by_another_admin.sp_mchid) == 0
+    assert list(SubMerchant.query(squatter.account_id)) == []
+    assert _sub_mchid_claims(sandbox, 4) == {}
+    job = _job(squatter, started["id"])
+    assert job["status"] == "COMPLETED" and job["providers"] == []
+    [report] = [r for r in job["reports"] if r.get("sp_mchid") == held_by_another_admin.sp_mchid]
+    assert report["type"] == "provider_not_administered"
+
+
+def _squatted_before_the_fix(squatter, sandbox, index: int, count: int) -> list[SubMerchant]:
+    """Records as the unchecked sync wrote them: the provider's 买单 merchants with their claims."""
+    records = []
+    for number in range(count):
+        merchant = sandbox.sub_merchant(index, number)
+        merchant_id = sub_merchant_sync.synced_merchant_id(squatter.account_id, merchant.sub_mchid)
+        record = SubMerchant(account_id=squatter.account_id, merchant_id=merchant_id,
+                             sp_mchid=sandbox.provider(index).sp_mchid,
+                             provider_key=f"{squatter.account_id}#{sandbox.provider(index).sp_mchid}",
+                             order_prefix=f"SQ{number:04d}", sub_mchid=merchant.sub_mchid, name=merchant.name,
+                             admin_email=merchant.admin_email, channel="maidan", source="maidan", created_at=0,
+                             updated_at=0)
+        record.save()
+        UniqueClaim(claim=f"sub_mchid#{merchant.sub_mchid}", owner_id=merchant_id, created_at=0).save()
+        records.append(record)
+    return records
+
+
+@TWO_ADMINS
+def test_the_real_admins_sync_takes_a_squatted_provider_back_and_then_syncs_all_its_merchants(
+        bound_console, console, phone, sandbox, wire, app):
+    owner, provider = bound_console, sandbox.provider(4)
+    owner.account_id = owner.call("GET", "/v1/me").json["id"]
+    squatter = _account_bound_to(console, phone, "squatter@example.com", "admin-02")
+    squatter.call("POST", "/v1/providers", {"sp_mchid": provider.sp_mchid, "name": "抢先录入"})
+    squatted = _squatted_before_the_fix(squatter, sandbox, 4, 3)
+    by_hand = squatter.call("POST", "/v1/sub-merchants", {"sp_mchid": provider.sp_mchid, "name": "手工商户",
+                                                          "sub_mchid": "1600000001"})
+    assert by_hand.status == 201, by_hand.json
+
+    code = owner.call("POST", "/v1/provider-sync-codes").json
+    assert phone("admin-01").open(code["url"]).confirm().page_id == "provider-sync-done"
+    result = owner.call("GET", f"/v1/provider-sync-codes/{code['id']}").json["result"]
+    assert {p["sp_mchid"]: p["outcome"] for p in result["providers"]}[provider.sp_mchid] == "taken_over"
+
+    remaining = {record.merchant_id for record in SubMerchant.query(squatter.account_id)}
+    assert remaining == {by_hand.json["id"]}
+    assert not remaining & {record.merchant_id for record in squatted}
+    started = _start(owner)
+    drain(app)
+
+    job = _job(owner, started["id"])
+    [step] = [step for step in job["providers"] if step["sp_mchid"] == provider.sp_mchid]
+    assert (step["status"], step["created"], step["failed"]) == ("DONE", sandbox.sub_merchant_count(4), 0)
+    mine = {record.merchant_id for record in SubMerchant.query(owner.account_id) if record.sp_mchid == provider.sp_mchid}
+    assert set(_sub_mchid_claims(sandbox, 4).values()) == mine
+    assert _pages_fetched(wire, provider.sp_mchid) >= 1
+
+
+@TWO_ADMINS
+def test_a_binding_removed_after_the_start_stops_its_providers_before_any_page_is_fetched(
+        console, phone, sandbox, wire, app):
+    from chalicelib import providers
+    owner = _account_bound_to(console, phone, "owner@example.com", "admin-01", "admin-02")
+    for provider in sandbox.providers_of("admin-01") + sandbox.providers_of("admin-02"):
+        providers.upsert_from_maidan(owner.account_id, owner.account_id, provider.sp_mchid, provider.name)
+    started = _start(owner)
+    assert started["progress"]["providers"]["total"] == 10
+
+    [admin_01] = [b["openid"] for b in owner.call("GET", "/v1/wechat-bindings").json["data"]
+                  if b["unionid"] == sandbox.users["admin-01"].unionid]
+    assert owner.call("DELETE", f"/v1/wechat-bindings/{admin_01}").status == 200
+    drain(app)
+
+    for provider in sandbox.providers_of("admin-01"):
+        assert _pages_fetched(wire, provider.sp_mchid) == 0
+    assert {record.sp_mchid for record in SubMerchant.query(owner.account_id)} == {
+        p.sp_mchid for p in sandbox.providers_of("admin-02") if sandbox.sub_merchant_count(p.index)}
+    job = _job(owner, started["id"])
+    statuses = {step["sp_mchid"]: step["status"] for step in job["providers"]}
+    assert {statuses[p.sp_mchid] for p in sandbox.providers_of("admin-01")} == {"NOT_ADMINISTERED"}
+    assert {statuses[p.sp_mchid] for p in sandbox.providers_of("admin-02")} == {"DONE"}
+    assert {step["last_error"] for step in job["providers"] if step["status"] == "NOT_ADMINISTERED"} == {
+        "provider_not_administered"}
+    assert job["status"] == "COMPLETED_WITH_FAILURES" and job["retryable"] is False

@@ -8,6 +8,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
+from chalicelib.models.accounts import UniqueClaim
 from chalicelib.models.sub_service_providers import SubServiceProvider
 from tests.environment import STACK_NAME
 
@@ -120,8 +121,10 @@ def test_a_key_reset_cannot_be_replayed_so_its_secrets_are_never_stored(owner):
 def test_switching_to_maidan_asks_maidan_first(owner, sandbox):
     opened = next(m for m in (sandbox.sub_merchant(0, j) for j in range(20)) if m.opened_maidan)
     closed = next(m for m in (sandbox.sub_merchant(0, j) for j in range(20)) if not m.opened_maidan)
-    good = _create(owner, sub_mchid=opened.sub_mchid).json
-    bad = _create(owner, name="未开通", sub_mchid=closed.sub_mchid).json
+    administered = sandbox.provider(0).sp_mchid  # admin-01's, whose WeChat the owner bound
+    owner.call("POST", "/v1/providers", {"sp_mchid": administered, "name": "演示服务商01"})
+    good = _create(owner, sp_mchid=administered, sub_mchid=opened.sub_mchid).json
+    bad = _create(owner, sp_mchid=administered, name="未开通", sub_mchid=closed.sub_mchid).json
 
     switched = owner.call("PUT", f"/v1/sub-merchants/{good['id']}/channel", {"channel": "maidan", "version": 1})
     refused = owner.call("PUT", f"/v1/sub-merchants/{bad['id']}/channel", {"channel": "maidan", "version": 1})
@@ -168,3 +171,52 @@ def test_another_accounts_sub_merchant_is_not_found(owner, console, phone):
     assert stranger.call("GET", "/v1/sub-merchants").json["data"] == []
     assert stranger.call("POST", "/v1/sub-merchants", {"sp_mchid": SP_MCHID, "name": "x"}).json["error"]["param"] == \
         "sp_mchid"
+
+
+def test_a_refused_edit_leaves_the_new_sub_mchid_unclaimed(owner):
+    created = _create(owner, sub_mchid=None).json
+
+    refused = owner.call("PATCH", f"/v1/sub-merchants/{created['id']}",
+                         {"version": created["version"], "sub_mchid": "1600000077", "name": "x" * 65})
+    retried = owner.call("PATCH", f"/v1/sub-merchants/{created['id']}",
+                         {"version": created["version"], "sub_mchid": "1600000077"})
+
+    assert refused.status == 400 and refused.json["error"]["param"] == "name"
+    assert retried.status == 200 and retried.json["sub_mchid"] == "1600000077" and retried.json["version"] == 2
+    assert UniqueClaim.get("sub_mchid#1600000077").owner_id == created["id"]
+
+
+def test_a_sub_mchid_claimed_by_another_merchant_changes_nothing_on_edit(owner):
+    _create(owner, sub_mchid="1600000088")
+    other = _create(owner, name="二号面馆", sub_mchid=None).json
+
+    refused = owner.call("PATCH", f"/v1/sub-merchants/{other['id']}",
+                         {"version": other["version"], "sub_mchid": "1600000088", "short_name": "二号"})
+
+    assert refused.status == 409 and refused.error_code == "sub_merchant_exists"
+    stored = owner.call("GET", f"/v1/sub-merchants/{other['id']}").json
+    assert (stored["sub_mchid"], stored["short_name"], stored["version"]) == (None, "面馆", other["version"])
+
+
+@pytest.mark.parametrize("member", [False, 0, [], {}, 12])
+def test_a_sub_service_provider_that_is_not_an_account_id_is_named_on_create_and_edit(owner, member):
+    created = _create(owner).json
+
+    on_create = _create(owner, sub_mchid="1600000099", sub_service_provider=member)
+    on_edit = owner.call("PATCH", f"/v1/sub-merchants/{created['id']}",
+                         {"version": created["version"], "sub_service_provider": member})
+
+    for answer in (on_create, on_edit):
+        assert answer.status == 400 and answer.json["error"]["param"] == "sub_service_provider"
+
+
+def test_switching_to_maidan_under_a_provider_no_bound_wechat_administers_is_refused_before_maidan_is_asked(
+        owner, sandbox, wire):
+    opened = next(m for m in (sandbox.sub_merchant(0, j) for j in range(20)) if m.opened_maidan)
+    merchant = _create(owner, sub_mchid=opened.sub_mchid).json
+
+    refused = owner.call("PUT", f"/v1/sub-merchants/{merchant['id']}/channel", {"channel": "maidan", "version": 1})
+
+    assert refused.status == 409 and refused.error_code == "provider_not_administered"
+    assert wire.count("/maidan-status") == 0
+    assert owner.call("GET", f"/v1/sub-merchants/{merchant['id']}").json["channel"] == "official_direct"

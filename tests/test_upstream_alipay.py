@@ -850,3 +850,38 @@ def test_a_one_time_code_whose_answer_was_lost_is_not_sent_again(isv, world_alip
         alipay.exchange_app_auth_code(isv, code["app_auth_code"][0])
 
     assert len([r for r in wire.requests if b"alipay.open.auth.token.app" in r.url.query]) == 1
+
+
+# --- the gateway over GET ---------------------------------------------------------------------
+
+
+def _query_over_get(isv: alipay.AlipayApp, token: str, out_trade_no: str, sign_with: str | None = None) -> dict:
+    """alipay.trade.query as the SDKs that send every call as GET do: all parameters, the
+    signed biz_content too, in the query string; nothing in a body."""
+    params = {"app_id": isv.app_id, "method": "alipay.trade.query", "format": "JSON", "charset": "utf-8",
+              "sign_type": "RSA2", "timestamp": datetime.now(alipay.CHINA_TIME).strftime(alipay.TIME_FORMAT),
+              "version": "1.0", "app_auth_token": token,
+              "biz_content": json.dumps({"out_trade_no": out_trade_no}, separators=(",", ":"))}
+    params["sign"] = alipay.sign(sign_with or isv.private_key_pem, alipay.request_sign_content(params))
+    answer = http.client().get(f"{SANDBOX_ROOT}/alipay/gateway.do", params=params)
+    assert answer.status_code == 200
+    return alipay.open_response(isv, "alipay.trade.query", answer.text)
+
+
+def test_the_gateway_answers_a_signed_get_with_every_parameter_in_the_query_string(isv, token, buyer_id):
+    created = _create(isv, token, buyer_id, out_trade_no="CP20240101_GET1")
+
+    node = _query_over_get(isv, token, "CP20240101_GET1")
+
+    assert node["trade_no"] == created.trade_no and node["trade_status"] == alipay.WAIT_BUYER_PAY
+
+
+def test_the_gateway_verifies_a_get_as_it_verifies_a_post(isv, token, buyer_id):
+    _create(isv, token, buyer_id, out_trade_no="CP20240101_GET2")
+    other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+
+    with pytest.raises(alipay.AlipayRequestSignatureRejected) as raised:
+        _query_over_get(isv, token, "CP20240101_GET2", sign_with=other_key)
+
+    assert raised.value.sub_code == "isv.invalid-signature"

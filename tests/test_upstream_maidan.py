@@ -11,6 +11,7 @@ import math
 import secrets
 from datetime import datetime, timedelta, timezone
 
+import boto3
 import httpx
 import pytest
 
@@ -19,11 +20,12 @@ from chalicelib.upstream.maidan import MaidanError, MaidanSignatureError
 from sandbox.notifier import WECHATPAY_RETRY_SCHEDULE
 from sandbox.world import SandboxConfig
 from tests import environment
-from tests.environment import PARAMETERS, SANDBOX_ROOT
+from tests.environment import MAIDAN_API_KEY, PARAMETERS, SANDBOX_ROOT
 
-API_KEY = PARAMETERS["MaidanApiKey"]
+API_KEY = MAIDAN_API_KEY
 APP_ID = PARAMETERS["WechatAppId"]
 NOTIFY_URL = "https://h5.test/notify/maidan"
+pytestmark = pytest.mark.usefixtures("platform_secrets")  # the client reads MAIDAN_API_KEY from SSM
 
 
 @pytest.fixture
@@ -122,7 +124,9 @@ def test_a_genuinely_signed_but_six_minute_old_response_is_refused(sandbox, wire
 
 
 def test_a_wrong_api_key_is_reported_as_sign_error(sandbox, monkeypatch):
-    monkeypatch.setenv("MAIDAN_API_KEY", "a-different-key-of-more-than-32-bytes")
+    boto3.client("ssm", region_name=environment.REGION).put_parameter(
+        Name="/cloudpay-test/another-maidan-api-key", Value="a-different-key-of-more-than-32-bytes", Type="SecureString")
+    monkeypatch.setenv("MAIDAN_API_KEY_PARAMETER", "/cloudpay-test/another-maidan-api-key")
 
     with pytest.raises(MaidanError) as refused:
         maidan.maidan_status("1900000001")

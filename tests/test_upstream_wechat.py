@@ -23,9 +23,10 @@ from chalicelib.upstream.wechat_message import (
 )
 from chalicelib.upstream.wechat_token import AppCredentials
 from sandbox.wechat import sent_messages
-from tests.environment import PARAMETERS, SANDBOX_ROOT, next_message_id
+from tests.environment import PARAMETERS, SANDBOX_ROOT, WECHAT_APP_SECRET, next_message_id
 
 APP_ID = PARAMETERS["WechatAppId"]
+pytestmark = pytest.mark.usefixtures("platform_secrets")  # the client reads WECHAT_APP_SECRET from SSM
 TEMPLATE = "cp_sandbox_payment_received"
 DATA = {"thing1": "一号门店", "amount2": "¥12.30", "time3": "2024-05-01 12:00:00", "character_string4": "CP0001"}
 
@@ -50,7 +51,7 @@ def _openid(sandbox, user_id="admin-01") -> str:
 def _force_refresh_elsewhere(wechat_api: httpx.Client) -> str:
     """Another holder of the app secret force-refreshes the stable token (revoking ours)."""
     return wechat_api.post("/cgi-bin/stable_token", json={
-        "grant_type": "client_credential", "appid": APP_ID, "secret": PARAMETERS["WechatAppSecret"],
+        "grant_type": "client_credential", "appid": APP_ID, "secret": WECHAT_APP_SECRET,
         "force_refresh": True}).json()["access_token"]
 
 
@@ -136,7 +137,7 @@ def test_a_token_wechat_considers_expired_is_replaced_when_our_clock_lags(sandbo
 
 def test_an_unknown_app_id_or_wrong_secret_is_a_configuration_error():
     with pytest.raises(WechatConfigError) as unknown_app:
-        wechat_token.access_token(AppCredentials("wx_not_an_app_0000", PARAMETERS["WechatAppSecret"]))
+        wechat_token.access_token(AppCredentials("wx_not_an_app_0000", WECHAT_APP_SECRET))
     with pytest.raises(WechatConfigError) as wrong_secret:
         wechat_token.access_token(AppCredentials(APP_ID, "not-the-secret"))
 
@@ -153,7 +154,7 @@ def test_the_token_endpoint_busy_once_is_retried(sandbox):
 def test_the_classic_token_api_replaces_the_previous_token_after_five_minutes(sandbox, wechat_api):
     def classic() -> str:
         return wechat_api.get("/cgi-bin/token", params={
-            "grant_type": "client_credential", "appid": APP_ID, "secret": PARAMETERS["WechatAppSecret"],
+            "grant_type": "client_credential", "appid": APP_ID, "secret": WECHAT_APP_SECRET,
         }).json()["access_token"]
 
     def send_with(token: str) -> int:

@@ -47,13 +47,16 @@ class Session(Model):
     purge_at = NumberAttribute()  # DynamoDB TTL
 
 
-class LoginAttempts(Model):
-    """Failed sign-ins per email (known or not, so both answer alike)."""
+class AttemptCounter(Model):
+    """Attempts counted per key in a time window (chalicelib/throttle.py), in the login-attempts
+    table: a sign-in's key is the email (known or not, so both answer alike); other keys
+    contain a space (`sign-up ip 1.2.3.4`, `oauth-state <hash>`), which no email can."""
 
     Meta = table_meta("login_attempts_table")
 
-    email = UnicodeAttribute(hash_key=True)
-    failures = NumberAttribute(default=0)
+    key = UnicodeAttribute(hash_key=True, attr_name="email")
+    attempts = NumberAttribute(default=0)
+    """Taken in this window: in flight or failed (a sign-in that succeeds gives its own back)."""
     window_started_at = NumberAttribute()
     locked_until = NumberAttribute(default=0)
     purge_at = NumberAttribute()  # DynamoDB TTL

@@ -6,10 +6,38 @@ died after writing, cannot be counted twice.
 """
 from __future__ import annotations
 
+import secrets
+
 from pynamodb.attributes import JSONAttribute, NumberAttribute, UnicodeAttribute
+from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
 from chalicelib.models.base import table_meta
+
+WATCH_SHARDS = 4
+"""Partitions of the running-jobs index: every page commit moves a job's `progressed_at`,
+so one partition would take every running job's commits."""
+
+
+def watch_shard() -> str:
+    """A shard of the running-jobs index, picked at random when a job starts watched."""
+    return f"running#{secrets.randbelow(WATCH_SHARDS)}"
+
+
+class RunningJobsByProgress(GlobalSecondaryIndex):
+    """Sparse index of the jobs not ended (QUEUED or RUNNING), by when they last progressed.
+
+    Only those carry `watch_shard`: a job is written with it, the write that ends the job
+    removes it and a retry sets it again. The scheduled check (`heal_stalled_jobs`) reads
+    the jobs that have not progressed for a while from here, never from a Scan.
+    """
+
+    class Meta:
+        index_name = "running-jobs-by-progress"
+        projection = KeysOnlyProjection()
+
+    watch_shard = UnicodeAttribute(hash_key=True)
+    progressed_at = NumberAttribute(range_key=True)
 
 
 class Job(Model):
@@ -20,11 +48,20 @@ class Job(Model):
     account_id = UnicodeAttribute(hash_key=True)
     job_id = UnicodeAttribute(range_key=True)
     kind = UnicodeAttribute()  # sub_merchant_sync | reattribution
-    status = UnicodeAttribute()  # QUEUED | RUNNING | COMPLETED | COMPLETED_WITH_FAILURES
+    status = UnicodeAttribute()  # QUEUED | RUNNING | COMPLETED | COMPLETED_WITH_FAILURES | FAILED
     created_at = NumberAttribute()
     started_at = NumberAttribute(null=True)
     ended_at = NumberAttribute(null=True)
     progressed_at = NumberAttribute(null=True)
+    watch_shard = UnicodeAttribute(null=True, default_for_new=watch_shard)
+    """Present while the job is not ended: puts it in `running_by_progress`. A new job gets
+    it by default, so every way of starting one is watched."""
+    heals = NumberAttribute(default=0)
+    """Times the scheduled check resent a re-attribution's page since its last progress."""
+    attempted_at = NumberAttribute(null=True)
+    """When a re-attribution page last failed: a message still being retried is not lost."""
+    sent_page = NumberAttribute(null=True)
+    """The re-attribution page whose message was last sent (after the commit before it)."""
     reports = JSONAttribute(default=list)
     """What the job noticed but did not act on (a 买单 provider not synced into the account)."""
     # Sub-merchant sync
@@ -55,6 +92,8 @@ class Job(Model):
     after_job_id = UnicodeAttribute(null=True)
     """A queued re-attribution waits for this job of the same merchant to end."""
 
+    running_by_progress = RunningJobsByProgress()
+
 
 class JobStep(Model):
     """A sync's progress through one provider's sub-merchants in 买单, page by page."""
@@ -78,5 +117,12 @@ class JobStep(Model):
     """The first few sub-merchants this provider's pages could not take, with the reason."""
     attempts = NumberAttribute(default=0)
     last_error = UnicodeAttribute(null=True)
+    sent_page = NumberAttribute(null=True)
+    """The page whose message was last sent: a page redelivered after its commit resends the
+    next page's message unless this says it went out."""
+    heals = NumberAttribute(default=0)
+    """Times the scheduled check resent this step's page since its last progress."""
     updated_at = NumberAttribute()
+    """Moves on every commit and every failed attempt: a step untouched for long has no
+    message left on the queue."""
     expires_at = NumberAttribute()  # DynamoDB TTL

@@ -28,6 +28,10 @@ class Provider(Model):
     secrets = MapAttribute(default=dict)  # field -> {"ciphertext": str, "set_at": int}
     maidan_assistant_bound_at = NumberAttribute(null=True)
     maidan_admin_unionid = UnicodeAttribute(null=True)
+    maidan_verified_at = NumberAttribute(null=True)
+    """When a 买单 admin's sync by code (C3.2) last proved this account administers it."""
+    claim_lost_at = NumberAttribute(null=True)
+    """When its 买单 admin's account took over the sp_mchid this account had only typed in."""
     created_at = NumberAttribute()
     updated_at = NumberAttribute()
     version = VersionAttribute()

@@ -123,8 +123,9 @@ def _call(method: str, path: str, payload: dict | None = None, params: dict | No
         if response.status_code == 401:
             # 买单 refused our signature, and its answer does not verify under our key
             # either: the key is wrong. Only the status is used, never the unverified body.
-            raise MaidanError(401, "SIGN_ERROR", f"refused our signature and its answer does not "
-                                                 f"verify ({exc}): is MAIDAN_API_KEY right?") from exc
+            raise MaidanError(401, "SIGN_ERROR", f"refused our signature and its answer does not verify ({exc}): "
+                                                 "is the key in the SSM parameter named by MAIDAN_API_KEY_PARAMETER "
+                                                 "right?") from exc
         raise
     data = json.loads(text) if text else {}
     if response.status_code >= 400:

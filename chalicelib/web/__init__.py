@@ -26,3 +26,15 @@ def render(template: str, **context) -> str:
 
 def static_text(name: str) -> str:
     return (_HERE / "static" / name).read_text(encoding="utf-8")
+
+
+ASSETS = {"console.js": "text/javascript; charset=utf-8", "console.css": "text/css; charset=utf-8",
+          "h5.css": "text/css; charset=utf-8"}
+"""The static files the pages load (no inline script or style: the pages' CSP forbids it)."""
+
+
+def static_asset(name: str) -> tuple[str, str] | None:
+    """(text, content type) of a served static file, or None for any other name."""
+    if name not in ASSETS:
+        return None
+    return static_text(name), ASSETS[name]

@@ -1,0 +1,76 @@
+"""D: pages are served with a strict Content-Security-Policy (no inline script or style),
+cannot be framed, are never MIME-sniffed and send no Referer; https deployments pin https."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from chalicelib.web import ASSETS
+
+
+def _headers(raw) -> dict:
+    return {name.lower(): value for name, value in raw.headers.items()}
+
+
+def _html_pages(client, phone) -> dict:
+    """The headers of every HTML page the app serves, by route, as a browser or phone gets them."""
+    signed_in = phone("someone").open("http://h5.test/h5/q/no-such-code")
+    pages = {"/console": client.http.get("/console"),
+             "/h5/q/{code_id}": client.http.get("/h5/q/no-such-code"),
+             "/h5/q/{code_id}/confirm": client.http.post("/h5/q/no-such-code/confirm", body="csrf=x",
+                                                         headers={"content-type": "application/x-www-form-urlencoded"}),
+             "/h5/oauth/wechat": client.http.get("/h5/oauth/wechat?code=x&state=y"),
+             "/h5/alipay/app-auth": client.http.get("/h5/alipay/app-auth?app_auth_code=x&state=y")}
+    headers = {route: _headers(raw) for route, raw in pages.items()}
+    headers["/h5/q/{code_id} after WeChat OAuth"] = {name.lower(): value for name, value in signed_in.last[2].items()}
+    return headers
+
+
+def test_every_html_page_forbids_inline_code_framing_and_sniffing(client, phone):
+    from app import app
+    pages = _html_pages(client, phone)
+    html_routes = {path for path in app.routes if path.startswith(("/h5/", "/console"))}
+    assert html_routes <= set(pages)
+    for route, headers in pages.items():
+        assert headers["content-type"].startswith("text/html"), route
+        policy = headers["content-security-policy"]
+        assert "unsafe-inline" not in policy and "*" not in policy, (route, policy)
+        assert "script-src 'self'" in policy and "style-src 'self'" in policy and "frame-ancestors 'none'" in policy
+        assert headers["x-frame-options"] == "DENY" and headers["x-content-type-options"] == "nosniff"
+        assert headers["referrer-policy"] == "no-referrer"
+        assert "strict-transport-security" not in headers  # the test stage serves http
+
+
+def test_pages_carry_no_inline_script_or_style_and_their_files_are_served(client):
+    console = client.http.get("/console").body.decode()
+    message = client.http.get("/h5/q/no-such-code").body.decode()
+
+    for page in (console, message):
+        assert not re.search(r"<script(?![^>]*\bsrc=)", page) and "<style" not in page and " style=" not in page
+        assert not re.search(r"\son[a-z]+=", page)
+    for name, content_type in ASSETS.items():
+        served = client.http.get(f"/static/{name}")
+        assert served.status_code == 200 and _headers(served)["content-type"] == content_type
+        assert _headers(served)["x-content-type-options"] == "nosniff"
+    assert client.http.get("/static/console.html").status_code == 404
+    assert client.http.get("/static/..%2Fapp.py").status_code == 404
+
+
+def test_a_json_answer_is_not_sniffed_nor_framed(console):
+    answer = console.call("POST", "/v1/accounts", {})
+
+    assert answer.headers["content-type"] == "application/json"
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    assert answer.headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
+
+
+@pytest.mark.parametrize("base_url, pinned", [("https://pay.example.com", True), ("http://127.0.0.1:8000", False)])
+def test_https_deployments_pin_https(client, monkeypatch, base_url, pinned):
+    monkeypatch.setenv("PUBLIC_BASE_URL", base_url)
+
+    headers = _headers(client.http.get("/console"))
+
+    assert ("strict-transport-security" in headers) is pinned
+    if pinned:
+        assert headers["strict-transport-security"] == "max-age=31536000"
