@@ -21,7 +21,7 @@ from chalicelib import alipay_authorization, h5_alipay_authorization
 from chalicelib.errors import (ApiError, InternalError, InvalidField, MethodNotAllowed, NotFound, Unauthenticated,
                                UnsupportedMediaType, WechatBindingRequired)
 from chalicelib.log import logger
-from chalicelib.web import render, security as web_security, static_asset, static_text
+from chalicelib.web import console_module, render, security as web_security, static_asset, static_text
 
 app = Chalice(app_name="cloudpay", configure_logs=False)
 
@@ -585,8 +585,18 @@ def console_page():
 
 @app.route("/static/{name}")
 def static_file(name):
-    """The pages' scripts and styles (their CSP allows no inline ones); no-cache: a deploy shows at once."""
-    asset = static_asset(name)
+    """The pages' scripts and styles (their CSP allows no inline ones)."""
+    return _static_response(static_asset(name))
+
+
+@app.route("/static/console/{name}")
+def console_module_file(name):
+    """The console's ES modules, one per section and shared piece (see docs/console.md)."""
+    return _static_response(console_module(name))
+
+
+def _static_response(asset: tuple[str, str] | None) -> Response:
+    """A file as (text, content type), no-cache so a deploy shows at once; None is not found."""
     if asset is None:
         return _error_response(NotFound("no such file", param="name"))
     text, content_type = asset

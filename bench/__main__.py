@@ -1,4 +1,5 @@
-"""Print the figures of the binding flow and of cold start.
+"""Print the figures of the binding flow and of cold start (`python -m bench lists`: only
+the list figures of bench/lists.py, without the long sync bench).
 
 - AWS (DynamoDB) calls per request of the binding flow, by operation, and upstream calls;
 - the import time of app.py as a ratio to a bare Chalice app's (median of fresh processes).
@@ -89,10 +90,16 @@ def main() -> None:
     print(f"Import time (median of 7 fresh processes): bare Chalice app {bare * 1000:.1f} ms, "
           f"app.py {ours * 1000:.1f} ms, ratio {ours / bare:.2f}")
     print()
-    from bench import jobs, upstreams
+    from bench import jobs, lists, upstreams
     upstreams.report()
     jobs.report()
+    print()
+    lists.report()
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["lists"]:
+        from bench import lists
+        lists.report()
+    else:
+        main()

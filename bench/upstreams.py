@@ -120,7 +120,7 @@ def _crypto_costs(world) -> list[tuple[str, float]]:
 
 
 def report() -> None:
-    with environment.platform_secrets_only(), environment.sandbox_in_process() as (world, wire):
+    with environment.in_memory_aws(), environment.sandbox_in_process() as (world, wire):
         rows = _rows(world, wire)
         plain = httpx.Client(transport=wire.inner, base_url=environment.SANDBOX_ROOT)
         round_trip = _per_call_seconds(lambda: plain.get("/sandbox/users"), 300)

@@ -20,11 +20,9 @@ def record(account_id: str, actor: str, entity: str, action: str, changes: dict)
 
 
 def list_entries(account_id: str, limit: int, cursor: str | None, entity: str | None = None) -> pagination.Page:
-    start = pagination.decode_cursor(cursor, AUDIT_LIST)
-    condition = (AuditEntry.entity == entity) if entity else None
-    results = AuditEntry.query(account_id, filter_condition=condition, limit=limit, last_evaluated_key=start,
-                               scan_index_forward=False)
-    return pagination.page_of(results, AUDIT_LIST)
+    """Newest first; one entity's entries come from their own index."""
+    source, key = (AuditEntry.by_entity, f"{account_id}#{entity}") if entity else (AuditEntry, account_id)
+    return pagination.query_page(source, key, AUDIT_LIST, limit, cursor, newest_first=True)
 
 
 def entry_view(entry: AuditEntry) -> dict:

@@ -50,7 +50,8 @@ def confirm(code_id: str, identity: WechatIdentity) -> QrCode:
     """Bind the confirming WeChat to the code's account, once, whatever the races.
 
     The code is consumed, the binding written and the account's count raised in one
-    transaction; a WeChat already bound to the account only consumes the code.
+    transaction; a WeChat already bound to the account only consumes the code and takes
+    the nickname WeChat answered this time (people rename themselves).
     """
     code = qrcodes.usable(code_id, KIND)
     maidan_admins.require_admin(identity)
@@ -61,9 +62,14 @@ def confirm(code_id: str, identity: WechatIdentity) -> QrCode:
             with transaction() as tx:
                 tx.update(QrCode(code_id), actions=qrcodes.use_actions(identity.openid, at),
                                    condition=qrcodes.use_condition(KIND, at))
+                nickname = identity.nickname or None
+                if already_bound and nickname is not None:
+                    tx.update(WechatBinding(code.account_id, identity.openid),
+                              actions=[WechatBinding.nickname.set(nickname)],
+                              condition=WechatBinding.openid.exists())
                 if not already_bound:
                     tx.save(WechatBinding(code.account_id, identity.openid, unionid=identity.unionid,
-                                                   bound_at=at, code_id=code_id),
+                                                   nickname=nickname, bound_at=at, code_id=code_id),
                                      condition=WechatBinding.openid.does_not_exist())
                     tx.update(Account(code.account_id),
                                        actions=[Account.wechat_binding_count.add(1)],
@@ -84,7 +90,7 @@ def list_bindings(account_id: str, limit: int, cursor: str | None) -> pagination
 
 def binding_view(binding: WechatBinding) -> dict:
     return {"object": "wechat_binding", "openid": binding.openid, "unionid": binding.unionid,
-            "bound_at": binding.bound_at}
+            "nickname": binding.nickname, "bound_at": binding.bound_at}
 
 
 def unbind(account_id: str, openid: str) -> None:

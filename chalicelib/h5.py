@@ -77,23 +77,42 @@ def not_opened_page() -> PageResponse:
                  "当前微信号还没有开通微信买单服务商助手。开通方法：", steps=OPEN_ASSISTANT_STEPS)
 
 
+_SYSTEM_NAMES = {"WeChat API": "微信", "WeChat 买单": "微信买单", "WeChat Pay": "微信支付", "Alipay": "支付宝"}
+"""The upstreams' names (their SYSTEM, English for logs) as a phone user knows them."""
+
+
 def upstream_page(system: str) -> PageResponse:
     return _page(502, "upstream-unavailable", "服务暂时不可用",
-                 f"{system} 暂时没有响应，请稍后重新扫码。")
+                 f"{_SYSTEM_NAMES.get(system, '相关服务')}暂时没有响应，请稍后重新扫码。")
 
 
 def _identity(cookie: str | None) -> WechatIdentity | None:
     return from_cookie_header(cookie, settings.current().wechat_app_id)
 
 
-def _login(return_path: str) -> PageResponse:
+def _scope_for(kind: str) -> str:
+    """Only the WeChat binding asks for the profile (a consent page in WeChat): the console
+    lists bound WeChats by nickname. Every other page signs in silently."""
+    return wechat_oauth.USERINFO if kind == binding.KIND else wechat_oauth.BASE
+
+
+def _signed_in(kind: str, cookie: str | None) -> WechatIdentity | None:
+    """The phone's identity, if it is enough for this kind of code: a binding needs one that
+    came with the nickname, so an identity from a silent sign-in goes through OAuth again."""
+    identity = _identity(cookie)
+    if identity is not None and _scope_for(kind) == wechat_oauth.USERINFO and identity.nickname is None:
+        return None
+    return identity
+
+
+def _login(return_path: str, scope: str = wechat_oauth.BASE) -> PageResponse:
     """Send the phone to WeChat OAuth with a state tied to this phone by a nonce cookie."""
     config = settings.current()
     nonce = new_oauth_nonce()
     state = signed_tokens.sign(_OAUTH_STATE_PURPOSE, {"r": return_path, "n": oauth_nonce_hash(nonce)},
                                ttl_seconds=OAUTH_STATE_TTL_SECONDS)
     redirect_uri = config.public_base_url + OAUTH_CALLBACK_PATH
-    return _redirect(wechat_oauth.authorize_url(config.wechat_app_id, redirect_uri, state),
+    return _redirect(wechat_oauth.authorize_url(config.wechat_app_id, redirect_uri, state, scope),
                      {"Set-Cookie": oauth_nonce_cookie_header(nonce, OAUTH_STATE_TTL_SECONDS)})
 
 
@@ -182,9 +201,9 @@ def scan(code_id: str, cookie: str | None) -> PageResponse:
     page_for = _CONFIRM_PAGES.get(code.kind)
     if page_for is None:
         return code_error_page("unknown")
-    identity = _identity(cookie)
+    identity = _signed_in(code.kind, cookie)
     if identity is None:
-        return _login(f"/h5/q/{quote(code_id)}")
+        return _login(f"/h5/q/{quote(code_id)}", _scope_for(code.kind))
     return _guarded(lambda: page_for(code, identity))
 
 
@@ -194,9 +213,9 @@ def confirm(code_id: str, cookie: str | None, form: dict) -> PageResponse:
     confirmer = _CONFIRMERS.get(code.kind) if code else None
     if confirmer is None:
         return code_error_page("unknown")
-    identity = _identity(cookie)
+    identity = _signed_in(code.kind, cookie)
     if identity is None:
-        return _login(f"/h5/q/{quote(code_id)}")
+        return _login(f"/h5/q/{quote(code_id)}", _scope_for(code.kind))
     try:
         token = signed_tokens.verify(_CONFIRM_PURPOSE, form.get("csrf", ""))
     except signed_tokens.BadToken:
@@ -237,5 +256,6 @@ def oauth_callback(query: dict, cookie: str | None) -> PageResponse:
         return _page(400, "oauth-code-refused", "微信授权失败", "授权码无效或已使用，请重新扫码。")
     except UpstreamUnavailable as exc:
         return upstream_page(exc.system)
-    identity = WechatIdentity(app_id=found.app_id, openid=found.openid, unionid=found.unionid)
+    identity = WechatIdentity(app_id=found.app_id, openid=found.openid, unionid=found.unionid,
+                              nickname=found.nickname)
     return _redirect(return_path, {"Set-Cookie": [cookie_header(identity), clear_oauth_nonce_cookie_header()]})

@@ -26,6 +26,8 @@ class WechatIdentity:
     app_id: str
     openid: str
     unionid: str | None
+    nickname: str | None = None
+    """Only after a snsapi_userinfo sign-in (the WeChat binding asks for it); display-only."""
 
 
 def _secure() -> str:
@@ -35,7 +37,8 @@ def _secure() -> str:
 def cookie_header(identity: WechatIdentity) -> str:
     config = settings.current()
     token = signed_tokens.sign(_PURPOSE, {"app": identity.app_id, "oid": identity.openid,
-                                          "uid": identity.unionid}, config.h5_identity_ttl_seconds)
+                                          "uid": identity.unionid, "nick": identity.nickname},
+                               config.h5_identity_ttl_seconds)
     return (f"{COOKIE_NAME}={token}; Path=/h5; Max-Age={config.h5_identity_ttl_seconds}; "
             f"HttpOnly; SameSite=Lax{_secure()}")
 
@@ -63,7 +66,7 @@ def from_cookie_header(header: str | None, app_id: str) -> WechatIdentity | None
         return None
     if data.get("app") != app_id:
         return None
-    return WechatIdentity(app_id=data["app"], openid=data["oid"], unionid=data.get("uid"))
+    return WechatIdentity(app_id=data["app"], openid=data["oid"], unionid=data.get("uid"), nickname=data.get("nick"))
 
 
 def new_oauth_nonce() -> str:

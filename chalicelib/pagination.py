@@ -33,14 +33,25 @@ _NONCE_BYTES = 12
 _reader: contextvars.ContextVar[str] = contextvars.ContextVar("cursor_reader", default="")
 
 
+FILTERED_READ_FACTOR = 2
+"""A page whose query has a filter condition reads at most this many times `limit` items."""
+MAX_CALLS_PER_PAGE = 4
+
+
 @dataclass
 class Page:
     data: list
     next_cursor: str | None
+    partial: bool = False
+    """The page stopped at its read budget before it was full: more may match after the cursor."""
+    total: int | None = None
+    """How many items the whole list has, when a counter already kept says so (else None)."""
+    items_read: int = 0
+    """Items DynamoDB evaluated for this page (its ScannedCount): what the page cost."""
 
     def body(self, render: Callable[[Any], dict]) -> dict:
         return {"data": [render(item) for item in self.data], "has_more": self.next_cursor is not None,
-                "next_cursor": self.next_cursor}
+                "next_cursor": self.next_cursor, "partial": self.partial, "total": self.total}
 
 
 def read_as(account_id: str) -> None:
@@ -92,3 +103,32 @@ def page_of(results: Iterable, list_name: str) -> Page:
     items = list(results)
     last_key = getattr(results, "last_evaluated_key", None)
     return Page(items, seal(list_name, last_key) if last_key else None)
+
+
+def query_page(source, hash_key: str, list_name: str, limit: int, cursor: str | None, *,
+               range_key_condition=None, filter_condition=None, newest_first: bool = False) -> Page:
+    """One page of a key (or index) condition query that reads a bounded number of items.
+
+    Without a filter the page is one Query of `limit` items. With one, DynamoDB's `Limit`
+    counts the items it evaluates before filtering, so the page reads at most
+    `FILTERED_READ_FACTOR * limit` items in at most `MAX_CALLS_PER_PAGE` calls, each asking
+    only for as many as the page still lacks (so it never overfills and the cursor is
+    DynamoDB's own), and stops there: a page with fewer items (or none) and a cursor is
+    `partial`, never read "until the page is full".
+    """
+    budget = limit * (FILTERED_READ_FACTOR if filter_condition is not None else 1)
+    model = getattr(source, "_model", source)
+    results = source.query(hash_key, range_key_condition=range_key_condition, filter_condition=filter_condition,
+                           scan_index_forward=not newest_first, page_size=limit,
+                           last_evaluated_key=decode_cursor(cursor, list_name))
+    pages, items, read = results.page_iter, [], 0
+    for _ in range(MAX_CALLS_PER_PAGE):
+        answer = pages.next()
+        read += answer.get("ScannedCount", 0)
+        items += [model.from_raw_data(raw) for raw in answer.get("Items", [])]
+        if pages.last_evaluated_key is None or len(items) >= limit or read >= budget:
+            break
+        pages.page_size = min(limit - len(items), budget - read)
+    last_key = pages.last_evaluated_key
+    return Page(items, seal(list_name, last_key) if last_key else None,
+                partial=last_key is not None and len(items) < limit, items_read=read)

@@ -64,8 +64,7 @@ def start(merchant: SubMerchant, actor: str, old: SubServiceProvider | None, new
         queues.send(_queue_url(), [_message(job)])
 
     def write(tx) -> None:
-        tx.update(merchant, actions=[SubMerchant.ssp_account_id.set(job.to_ssp) if job.to_ssp
-                                     else SubMerchant.ssp_account_id.remove(),
+        tx.update(merchant, actions=[*merchant.attribution_actions(job.to_ssp),
                                      SubMerchant.reattribution_jobs.set((merchant.reattribution_jobs or []) + [job.job_id]),
                                      SubMerchant.updated_at.set(at)])
         if old is not None:

@@ -214,15 +214,16 @@ def _maidan_values(merchant: maidan.MaidanSubMerchant) -> dict:
             "maidan_opened": merchant.opened_maidan, "maidan_updated_at": merchant.updated_at}
 
 
-def _problem(values: dict) -> str | None:
-    """Why Cloud Pay cannot take this merchant as 买单 describes it, or None."""
+def _problem(values: dict) -> dict | None:
+    """Why Cloud Pay cannot take this merchant as 买单 describes it, or None: a stable `code`
+    (with `field` where one is at fault) that the console words, and the reason in English."""
     if not values["name"]:
-        return "买单 gives it no name"
+        return {"code": "missing_name", "reason": "买单 gives it no name"}
     for name, limit in _LIMITS.items():
         if values[name] and len(values[name]) > limit:
-            return f"its {name} is longer than {limit} characters"
+            return {"code": "too_long", "field": name, "reason": f"its {name} is longer than {limit} characters"}
     if values["logo_url"] and not values["logo_url"].startswith("https://"):
-        return "its logo_url is not https"
+        return {"code": "logo_not_https", "field": "logo_url", "reason": "its logo_url is not https"}
     return None
 
 
@@ -243,14 +244,17 @@ def _plan(job: Job, sp_mchid: str, page: maidan.SubMerchantPage) -> tuple[dict, 
         values = _maidan_values(merchant)
         record = records.get(ids[merchant.sub_mchid])
         claimed = f"sub_mchid#{merchant.sub_mchid}" in claims
-        reason = _problem(values)
-        if reason is None and claimed and record is None:
-            reason = "its sub_mchid belongs to a sub-merchant of another Cloud Pay account"
-        if reason is None and record is not None and record.sp_mchid != sp_mchid:
-            reason = f"it is a sub-merchant of provider {record.sp_mchid} here, but 买单 lists it under {sp_mchid}"
-        if reason:
+        problem = _problem(values)
+        if problem is None and claimed and record is None:
+            problem = {"code": "sub_mchid_taken",
+                       "reason": "its sub_mchid belongs to a sub-merchant of another Cloud Pay account"}
+        if problem is None and record is not None and record.sp_mchid != sp_mchid:
+            problem = {"code": "under_another_provider", "held_under": record.sp_mchid,
+                       "reason": f"it is a sub-merchant of provider {record.sp_mchid} here, "
+                                 f"but 买单 lists it under {sp_mchid}"}
+        if problem:
             counts["failed"] += 1
-            failures.append({"sub_mchid": merchant.sub_mchid, "reason": reason})
+            failures.append({"sub_mchid": merchant.sub_mchid, **problem})
             continue
         if record is None:
             counts["created"] += 1

@@ -289,29 +289,52 @@ def switch_channel(account_id: str, actor: str, merchant_id: str, body: dict) ->
 
 
 def list_sub_merchants(account_id: str, query: dict, limit: int, cursor: str | None) -> pagination.Page:
-    """C5.1: one query on the narrowest index the filters allow; channel and name prefix filter it."""
-    conditions = []
-    if query.get("channel"):
-        if query["channel"] not in CHANNELS:
-            raise InvalidField("channel", "channel must be official_direct or maidan")
-        conditions.append(SubMerchant.channel == query["channel"])
-    if query.get("name"):
-        conditions.append(SubMerchant.name.startswith(query["name"]))
+    """C5.1: in name order, from the index whose key holds the filters, with a name prefix as
+    its key condition, so a page reads what it returns whatever the account's size.
+
+    One combination has no index of its own: a provider together with a sub-service-provider
+    reads that sub-service-provider's index with the provider as a filter, in a bounded slice
+    (`pagination.query_page`), so its pages may be partial. So does a channel on the
+    sub-service-provider's own view (`as=sub_service_provider`).
+    """
+    channel, sp_mchid, ssp = query.get("channel"), query.get("sp_mchid"), query.get("sub_service_provider")
+    if channel and channel not in CHANNELS:
+        raise InvalidField("channel", "channel must be official_direct or maidan")
+    prefix = query.get("name")
+    name_condition = SubMerchant.name.startswith(prefix) if prefix else None
+    filter_condition, total = None, None
     if query.get("as") == "sub_service_provider":
-        source, key = SubMerchant.by_sub_service_provider, account_id
-    elif query.get("sub_service_provider"):
-        conditions.append(SubMerchant.account_id == account_id)
-        source, key = SubMerchant.by_sub_service_provider, query["sub_service_provider"]
-    elif query.get("sp_mchid"):
-        source, key = SubMerchant.by_provider, f"{account_id}#{query['sp_mchid']}"
+        source, key = SubMerchant.by_member_name, account_id
+        filter_condition = (SubMerchant.channel == channel) if channel else None
+    elif ssp:
+        source, key = ((SubMerchant.by_ssp_channel_name, f"{account_id}#{ssp}#{channel}") if channel
+                       else (SubMerchant.by_ssp_name, f"{account_id}#{ssp}"))
+        filter_condition = (SubMerchant.sp_mchid == sp_mchid) if sp_mchid else None
+        if not channel and not prefix:
+            total = _attributed_count(account_id, ssp, sp_mchid)
+    elif sp_mchid:
+        source, key = ((SubMerchant.by_provider_channel_name, f"{account_id}#{sp_mchid}#{channel}") if channel
+                       else (SubMerchant.by_provider_name, f"{account_id}#{sp_mchid}"))
     else:
-        source, key = SubMerchant, account_id
-    condition = None
-    for part in conditions:
-        condition = part if condition is None else condition & part
-    results = source.query(key, filter_condition=condition, limit=limit,
-                           last_evaluated_key=pagination.decode_cursor(cursor, LIST))
-    return pagination.page_of(results, LIST)
+        source, key = ((SubMerchant.by_channel_name, f"{account_id}#{channel}") if channel
+                       else (SubMerchant.by_account_name, account_id))
+    page = pagination.query_page(source, key, LIST, limit, cursor, range_key_condition=name_condition,
+                                 filter_condition=filter_condition)
+    page.total = total
+    return page
+
+
+def _attributed_count(account_id: str, member: str, sp_mchid: str | None) -> int:
+    """How many of the account's sub-merchants are attributed to `member` (under `sp_mchid`),
+    from the counters their attributions keep: one read per provider the member belongs to."""
+    if sp_mchid:
+        try:
+            record = SubServiceProvider.get(member, sp_mchid)
+        except DoesNotExist:
+            return 0
+        return int(record.merchant_count) if record.owner_account_id == account_id else 0
+    return sum(int(record.merchant_count) for record in SubServiceProvider.query(member)
+               if record.owner_account_id == account_id)
 
 
 def view(merchant: SubMerchant) -> dict:

@@ -223,7 +223,7 @@ def _start(ports: Ports, stop: SignalledStop, running: contextlib.ExitStack) -> 
     sandbox = Child("sandbox", [sys.executable, "-m", "sandbox", "--host", HOST, "--port", str(ports.sandbox)],
                     cwd=PROJECT_ROOT, env=dict(os.environ))
     running.callback(sandbox.stop)
-    api = Child("api", [str(chalice_executable()), "local", "--no-autoreload", "--stage", STAGE,
+    api = Child("api", [sys.executable, "-m", "local.api_gateway", "--stage", STAGE,  # chalice local + GatewayResponses
                         "--host", HOST, "--port", str(ports.api)], cwd=PROJECT_ROOT, env=dict(os.environ))
     running.callback(api.stop)
 

@@ -1,5 +1,9 @@
-"""WeChat as the real service answers it: web-page OAuth (snsapi_base), the official
-account's access tokens (stable and classic) and template messages.
+"""WeChat as the real service answers it: web-page OAuth (snsapi_base and snsapi_userinfo,
+with the user's profile at /sns/userinfo), the official account's access tokens (stable and
+classic) and template messages.
+
+snsapi_userinfo's consent page is taken as granted (the user pressed 允许); a refusal is a
+callback without `code`, which tests build directly.
 
 The signed-in WeChat user is the one the phone page picked (a cookie on the sandbox's
 own host, like being logged in to WeChat); without one, the authorize page asks.
@@ -18,6 +22,10 @@ open_platform = Blueprint("wechat_open", __name__)
 api = Blueprint("wechat_api", __name__)
 USER_COOKIE = "sandbox_wechat_user"
 OAUTH_CODE_TTL_SECONDS = 300
+USER_TOKEN_TTL_SECONDS = 7200
+PLACEHOLDER_NICKNAME = "微信用户"
+PLACEHOLDER_AVATAR = "https://thirdwx.qlogo.cn/mmopen/sandbox/placeholder/132"
+"""What WeChat answers for a user who has not granted a real profile."""
 ACCESS_TOKEN_TTL_SECONDS = 7200
 RENEW_WITHIN_SECONDS = 300
 """Stable tokens: inside their last 5 minutes a normal call gets a new token (the old one
@@ -54,7 +62,7 @@ def authorize():
     user = world().users.get(user_id or "")
     if user is None:
         return render_template("wechat_pick_user.html", users=world().users.values(), query=args)
-    code = world().issue_oauth_code(app_id, user.user_id)
+    code = world().issue_oauth_code(app_id, user.user_id, args["scope"])
     separator = "&" if "?" in redirect_uri else "?"
     response = redirect(f"{redirect_uri}{separator}{urlencode({'code': code, 'state': args.get('state', '')})}")
     response.set_cookie(USER_COOKIE, user.user_id, samesite="Lax")
@@ -81,10 +89,59 @@ def access_token():
             return _error(40029, "invalid code")
         found.used = True
     user = world().users[found.user_id]
-    return jsonify({"access_token": "sandbox-" + found.user_id, "expires_in": 7200,
-                    "refresh_token": "sandbox-refresh-" + found.user_id,
-                    "openid": user.openid(found.app_id), "scope": "snsapi_base",
+    openid = user.openid(found.app_id)
+    with world().lock:
+        token = user_token_store(world()).issue(found.app_id, openid, found.scope, world().clock.now())
+    return jsonify({"access_token": token.value, "expires_in": USER_TOKEN_TTL_SECONDS,
+                    "refresh_token": secrets.token_urlsafe(64), "openid": openid, "scope": token.scope,
                     "unionid": user.unionid})
+
+
+@dataclass(frozen=True)
+class UserToken:
+    """A web-page access token: one user (openid) of one app, for what its scope allows."""
+    value: str
+    app_id: str
+    openid: str
+    scope: str
+    expires_at: float
+
+
+@dataclass
+class UserTokenStore:
+    by_value: dict = field(default_factory=dict)  # token -> UserToken
+
+    def issue(self, app_id: str, openid: str, scope: str, now: float) -> UserToken:
+        token = UserToken(secrets.token_urlsafe(64), app_id, openid, scope, now + USER_TOKEN_TTL_SECONDS)
+        self.by_value[token.value] = token
+        return token
+
+
+def user_token_store(the_world) -> UserTokenStore:
+    return the_world.component("wechat_user_tokens", lambda _world: UserTokenStore())
+
+
+@api.get("/sns/userinfo")
+def user_info():
+    """The profile behind a snsapi_userinfo token; a snsapi_base token never reads it (48001)."""
+    args = request.args
+    value = args.get("access_token", "")
+    if not value:
+        return _error(41001, "access_token missing")
+    token = user_token_store(world()).by_value.get(value)
+    if token is None:
+        return _error(40001, "invalid credential, access_token is invalid or not latest")
+    if world().clock.now() >= token.expires_at:
+        return _error(42001, "access_token expired")
+    if args.get("openid") != token.openid:
+        return _error(40003, "invalid openid")
+    if token.scope != "snsapi_userinfo":
+        return _error(48001, "api unauthorized")
+    user = world().user_by_openid(token.app_id, token.openid)
+    nickname, avatar = ((user.nickname, f"https://thirdwx.qlogo.cn/mmopen/sandbox/{user.user_id}/132")
+                        if user.shares_profile else (PLACEHOLDER_NICKNAME, PLACEHOLDER_AVATAR))
+    return jsonify({"openid": token.openid, "nickname": nickname, "sex": 0, "province": "", "city": "",
+                    "country": "", "headimgurl": avatar, "privilege": [], "unionid": user.unionid})
 
 
 # --- Official-account access tokens --------------------------------------------------------

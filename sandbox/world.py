@@ -66,6 +66,8 @@ class WechatUser:
     unionid: str = ""
     subscribed: bool = True
     """Follows the platform's official account: WeChat delivers template messages only then."""
+    shares_profile: bool = True
+    """False: /sns/userinfo answers WeChat's placeholder nickname "微信用户" and a grey avatar."""
 
     def openid(self, app_id: str) -> str:
         return _digest_id("o", app_id, self.user_id)
@@ -115,6 +117,8 @@ class OAuthCode:
     app_id: str
     user_id: str
     issued_at: float
+    scope: str = "snsapi_base"
+    """What the authorize URL asked for; the token exchanged for this code carries it."""
     used: bool = False
 
 
@@ -271,10 +275,10 @@ class World:
 
     # --- WeChat OAuth codes ----------------------------------------------------------------
 
-    def issue_oauth_code(self, app_id: str, user_id: str) -> str:
+    def issue_oauth_code(self, app_id: str, user_id: str, scope: str = "snsapi_base") -> str:
         code = secrets.token_urlsafe(24)
         with self.lock:
-            self.oauth_codes[code] = OAuthCode(app_id, user_id, self.clock.now())
+            self.oauth_codes[code] = OAuthCode(app_id, user_id, self.clock.now(), scope)
         return code
 
     def accept_nonce(self, nonce: str, now: float) -> bool:

@@ -10,13 +10,15 @@ import pytest
 
 from tests import environment
 from tests.drivers import Console, Phone
+from tests.local_stack import running_stack
 
 environment.apply()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def aws_stack():
-    """The in-memory AWS with the stack of infra/template.yaml, made once per test process."""
+    """The in-memory AWS with the stack of infra/template.yaml, made once per test process.
+    Every test runs inside it, so none can reach a real AWS endpoint whatever the order."""
     with environment.in_memory_aws() as resolved:
         yield resolved
 
@@ -77,3 +79,10 @@ def bound_console(console, phone):
     code = user.call("POST", "/v1/wechat-binding-codes").json
     assert phone("admin-01").open(code["url"]).confirm().page_id == "binding-done"
     return user
+
+
+@pytest.fixture(scope="module")
+def stack():
+    """The whole local stack as a subprocess (tests/local_stack.py), one per test module."""
+    with running_stack() as urls:
+        yield urls

@@ -22,3 +22,23 @@ def counting_aws_calls():
         yield calls
     finally:
         BaseClient._make_api_call = original
+
+
+@contextlib.contextmanager
+def recording_reads():
+    """Yield a list with one (table, index, items read) per DynamoDB Query or Scan made inside
+    the block; items read is the answer's ScannedCount, what DynamoDB evaluated (and bills)."""
+    reads: list = []
+    original = BaseClient._make_api_call
+
+    def recorded(self, operation_name, api_params):
+        answer = original(self, operation_name, api_params)
+        if operation_name in ("Query", "Scan"):
+            reads.append((api_params["TableName"], api_params.get("IndexName"), answer.get("ScannedCount", 0)))
+        return answer
+
+    BaseClient._make_api_call = recorded
+    try:
+        yield reads
+    finally:
+        BaseClient._make_api_call = original

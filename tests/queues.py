@@ -55,3 +55,24 @@ def drain(app, max_batches: int = 20_000) -> dict:
         if not handled_any and not waiting(app):
             return stats
     raise AssertionError(f"queues did not drain after {max_batches} batches")
+
+
+class Throttled(Exception):
+    """A write or a send refused once (DynamoDB or SQS throttling, a network error): the
+    handler puts the page's message back and, with make_messages_return_at_once, it returns
+    at once."""
+
+
+def fail_once(monkeypatch, module, name: str, failure: type, when=lambda *args, **kwargs: True) -> list:
+    """`module.name` raises `failure` the first time `when(*its arguments)` holds; the list
+    returned names it once it has."""
+    original, failed = getattr(module, name), []
+
+    def failing_once(*args, **kwargs):
+        if not failed and when(*args, **kwargs):
+            failed.append(name)
+            raise failure(f"{name} failed")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, failing_once)
+    return failed

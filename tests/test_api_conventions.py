@@ -1,6 +1,13 @@
 """API conventions: one error shape, request ids, Idempotency-Key replay and conflict."""
 from __future__ import annotations
 
+import json
+import threading
+
+import httpx
+import pytest
+
+from chalicelib.models.accounts import Session
 from chalicelib.models.qrcodes import QrCode
 
 
@@ -66,3 +73,60 @@ def test_a_failed_call_is_not_replayed(console):
 
 def test_an_unknown_route_answers_not_found(client):
     assert client.http.get("/v1/nothing-here").status_code in (403, 404)
+
+
+@pytest.fixture
+def local_api(aws, sandbox):
+    """The API as `make run` serves it (chalice local with the template's GatewayResponses), on a free port."""
+    from chalice.config import Config
+    from chalice.local import LocalDevServer
+
+    from app import app
+    from local.api_gateway import gateway_responses, handler_class
+    from local.infra import load_template
+
+    server = LocalDevServer(app, Config(chalice_stage="local"), "127.0.0.1", 0,
+                            handler_cls=handler_class(gateway_responses(load_template())))
+    threading.Thread(target=server.server.serve_forever, daemon=True).start()
+    with httpx.Client(base_url=f"http://127.0.0.1:{server.server.server_address[1]}", timeout=10) as http:
+        yield http
+    server.shutdown()
+
+
+def _expired_session_header(local_api) -> dict:
+    local_api.post("/v1/accounts", json={"email": "a@example.com", "password": "correct horse battery"})
+    token = local_api.post("/v1/sessions", json={"email": "a@example.com", "password": "correct horse battery"}
+                           ).json()["token"]
+    session = next(Session.scan())
+    session.update(actions=[Session.expires_at.set(session.created_at - 1)])
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_no_header_a_malformed_header_and_an_expired_token_are_refused_in_the_one_error_shape(local_api):
+    answers = {"missing_token": local_api.get("/v1/me"),
+               "invalid_token": local_api.get("/v1/me", headers={"Authorization": "Basic abc"}),
+               "session_expired": local_api.get("/v1/me", headers=_expired_session_header(local_api))}
+
+    for code, answer in answers.items():
+        assert answer.status_code == 401, (code, answer.text)
+        assert answer.headers["content-type"] == "application/json"
+        error = answer.json()["error"]
+        assert set(error) == {"type", "code", "message", "param"}
+        assert (error["type"], error["code"], error["param"]) == ("authentication_error", code, None)
+    assert answers["missing_token"].json()["error"]["message"] == "sign in first: the Authorization header is missing"
+
+
+def test_the_local_gateway_answers_a_missing_header_exactly_as_the_function_and_the_aws_template_do():
+    from chalice.local import NotAuthorizedError
+
+    from chalicelib import accounts
+    from chalicelib.errors import Unauthenticated
+    from local.api_gateway import answer_for, gateway_responses
+    from local.infra import load_template
+
+    local = answer_for(NotAuthorizedError({}, b'{"message":"Unauthorized"}'), gateway_responses(load_template()))
+    with pytest.raises(Unauthenticated) as refused:
+        accounts.authenticate("")
+
+    assert local.status == refused.value.status
+    assert json.loads(local.body) == refused.value.body()

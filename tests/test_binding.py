@@ -247,3 +247,45 @@ def test_a_cursor_from_another_account_is_refused(console, phone):
     answer = stranger.call("GET", f"/v1/wechat-bindings?limit=1&cursor={cursor}")
 
     assert answer.status == 400 and answer.json["error"]["param"] == "cursor"
+
+
+def test_the_binding_records_and_lists_the_nickname_wechat_answered(console, phone, sandbox):
+    user = _bound_user(console, phone)
+    openid = sandbox.users["admin-01"].openid(PARAMETERS["WechatAppId"])
+    account_id = user.call("GET", "/v1/me").json["id"]
+
+    listed = user.call("GET", "/v1/wechat-bindings").json["data"]
+
+    assert WechatBinding.get(account_id, openid).nickname == "买单管理员01"
+    assert [(b["openid"], b["nickname"]) for b in listed] == [(openid, "买单管理员01")]
+
+
+def test_a_binding_made_before_nicknames_were_recorded_lists_a_null_nickname(console, phone, sandbox):
+    user = _bound_user(console, phone)
+    openid = sandbox.users["admin-01"].openid(PARAMETERS["WechatAppId"])
+    account_id = user.call("GET", "/v1/me").json["id"]
+    WechatBinding.get(account_id, openid).update(actions=[WechatBinding.nickname.remove()])
+
+    listed = user.call("GET", "/v1/wechat-bindings").json["data"]
+
+    assert listed[0]["openid"] == openid and listed[0]["nickname"] is None
+
+
+def test_binding_the_same_wechat_again_takes_its_new_nickname(console, phone, sandbox):
+    user = _bound_user(console, phone)
+    sandbox.users["admin-01"].nickname = "改名后的管理员"
+    code = user.call("POST", "/v1/wechat-binding-codes").json
+    admin = phone("admin-01")
+
+    assert admin.open(code["url"]).confirm().page_id == "binding-done"
+
+    assert [b["nickname"] for b in user.call("GET", "/v1/wechat-bindings").json["data"]] == ["改名后的管理员"]
+    assert user.call("GET", "/v1/me").json["wechat_binding_count"] == 1
+
+
+def test_a_wechat_user_who_shares_no_profile_is_bound_with_wechats_placeholder_nickname(console, phone, sandbox):
+    sandbox.users["admin-01"].shares_profile = False
+
+    user = _bound_user(console, phone)
+
+    assert [b["nickname"] for b in user.call("GET", "/v1/wechat-bindings").json["data"]] == ["微信用户"]

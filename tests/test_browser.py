@@ -3,19 +3,14 @@ against the whole local stack started by `python -m local`, as a person would us
 """
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.local_stack import ROOT
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -25,40 +20,6 @@ SCREENSHOTS = ROOT / "build" / "screenshots"
 
 pytestmark = [pytest.mark.stack, pytest.mark.skipif(not Path(CHROMIUM).exists(),
                                                      reason="Chromium is installed by `make test`")]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def stack():
-    ports = {"api": _free_port(), "sandbox": _free_port(), "moto": _free_port()}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "local", "--api-port", str(ports["api"]), "--sandbox-port", str(ports["sandbox"]),
-         "--moto-port", str(ports["moto"])], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, env={k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ACCOUNTS_"))},
-        start_new_session=True)
-    api = f"http://127.0.0.1:{ports['api']}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"{api}/console", timeout=1).status_code == 200 and \
-                    httpx.post(f"{api}/v1/sessions", json={"email": "demo@cloudpay.local",
-                                                           "password": "cloudpay-demo-2026"}, timeout=5).status_code == 201:
-                break
-        except httpx.HTTPError:
-            pass
-        assert process.poll() is None, process.stdout.read()
-        time.sleep(0.5)
-    else:
-        process.kill()
-        pytest.fail("the local stack did not come up:\n" + process.stdout.read())
-    yield {"api": api, "sandbox": f"http://127.0.0.1:{ports['sandbox']}"}
-    process.send_signal(signal.SIGINT)
-    process.wait(timeout=30)
 
 
 def test_an_admin_scans_the_console_code_on_a_phone_and_the_console_turns_bound(stack):
@@ -90,10 +51,12 @@ def test_an_admin_scans_the_console_code_on_a_phone_and_the_console_turns_bound(
         expect(phone.locator('[data-page="binding-done"]')).to_be_visible()
         phone.screenshot(path=str(SCREENSHOTS / "phone-binding-done.png"))
 
-        expect(desk.locator("#account")).to_be_visible(timeout=10000)
-        expect(desk.locator("#gate")).to_be_hidden()
-        expect(desk.locator("#bindings tr")).to_have_count(1)
+        expect(desk.locator("#nav")).to_be_visible(timeout=10000)
+        expect(desk.locator("#gate")).to_have_count(0)
+        desk.click("nav a[data-section=account]")
+        expect(desk.locator("#bindings tbody tr")).to_have_count(1)
         desk.screenshot(path=str(SCREENSHOTS / "console-bound.png"))
+        desk.click("nav a[data-section=providers]")
 
         desk.click("#sync-providers")  # C3.2 from the console: the same admin scans again
         expect(desk.locator("#qr-title")).to_have_text("从买单同步服务商")
@@ -103,20 +66,21 @@ def test_an_admin_scans_the_console_code_on_a_phone_and_the_console_turns_bound(
         expect(phone.locator('[data-page="provider-sync-confirm"]')).to_be_visible()
         phone.click("#confirm")
         expect(desk.locator("#qr-state")).to_contain_text("新增 5", timeout=10000)
-        expect(desk.locator("#providers tr")).to_have_count(5, timeout=10000)
+        expect(desk.locator("#providers tbody tr")).to_have_count(5, timeout=10000)
         desk.screenshot(path=str(SCREENSHOTS / "console-providers.png"))
 
+        desk.click("nav a[data-section=merchants]")
         desk.click("#sync-merchants")  # C5.3: one job for all five providers, through the queues
-        job = desk.locator("#jobs .job").first
+        job = desk.locator("#sync-job .job").first
         expect(job.locator(".status")).to_have_text("进行中")
         expect(job.locator(".status")).to_have_text("已完成", timeout=240000)
-        expect(job.locator(".facts")).to_contain_text("100% · 服务商 5/5")
+        expect(job.locator(".facts-line")).to_contain_text("100% · 服务商 5/5")
         expect(job.locator('[role="progressbar"]')).to_have_attribute("aria-valuenow", "100")
-        expect(desk.locator("#merchants tr")).to_have_count(20)
+        expect(desk.locator("#merchants tbody tr")).to_have_count(20)
         expect(desk.locator("#merchants-more")).to_be_visible()
         desk.screenshot(path=str(SCREENSHOTS / "console-merchants-synced.png"), full_page=True)
         desk.click("#merchants-more")
-        expect(desk.locator("#merchants tr")).to_have_count(40)
+        expect(desk.locator("#merchants tbody tr")).to_have_count(40)
         browser.close()
 
 

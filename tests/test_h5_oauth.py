@@ -26,15 +26,61 @@ def _authorize(holder, oauth_url: str) -> str:
     return holder._sandbox().get(oauth_url).headers["location"]
 
 
-def test_an_unknown_scanner_is_sent_to_wechat_oauth_with_snsapi_base(console, phone):
+def _scope(oauth_url: str) -> str:
+    return parse_qs(urlsplit(oauth_url).query)["scope"][0]
+
+
+def test_an_unknown_scanner_of_a_binding_code_is_sent_to_wechat_oauth_with_snsapi_userinfo(console, phone):
     _, location = _start(console, phone)
 
     parts = urlsplit(location)
     query = parse_qs(parts.query)
     assert location.startswith(f"{SANDBOX_ROOT}/wechat-open/connect/oauth2/authorize?")
     assert parts.fragment == "wechat_redirect"
-    assert query["appid"] == [PARAMETERS["WechatAppId"]] and query["scope"] == ["snsapi_base"]
+    assert query["appid"] == [PARAMETERS["WechatAppId"]] and query["scope"] == ["snsapi_userinfo"]
     assert query["redirect_uri"] == [f"{PARAMETERS['PublicBaseUrl']}/h5/oauth/wechat"]
+
+
+def test_an_unknown_scanner_of_a_provider_sync_code_signs_in_silently_with_snsapi_base(bound_console, phone, wire):
+    code = bound_console.call("POST", "/v1/provider-sync-codes").json
+    admin = phone("admin-02")
+    profiles_read = wire.count("/sns/userinfo")
+
+    assert _scope(_scan(admin, code["id"])) == "snsapi_base"
+    assert admin.open(code["url"]).page_id == "provider-sync-confirm"
+    assert wire.count("/sns/userinfo") == profiles_read
+
+
+def test_a_phone_signed_in_silently_signs_in_again_with_snsapi_userinfo_to_bind(bound_console, phone, sandbox, wire):
+    sync = bound_console.call("POST", "/v1/provider-sync-codes").json
+    admin = phone("admin-02")
+    assert admin.open(sync["url"]).page_id == "provider-sync-confirm"
+    assert from_cookie_header(f"{COOKIE_NAME}={admin.app_cookies[COOKIE_NAME]}",
+                              PARAMETERS["WechatAppId"]).nickname is None
+    binding_code = bound_console.call("POST", "/v1/wechat-binding-codes").json
+    profiles_read = wire.count("/sns/userinfo")
+
+    oauth_url = _scan(admin, binding_code["id"])
+    page = admin.open(binding_code["url"])
+
+    assert _scope(oauth_url) == "snsapi_userinfo"
+    assert page.page_id == "binding-confirm" and wire.count("/sns/userinfo") == profiles_read + 1
+    assert admin.confirm().page_id == "binding-done"
+    nicknames = {b["openid"]: b["nickname"] for b in bound_console.call("GET", "/v1/wechat-bindings").json["data"]}
+    assert nicknames[sandbox.users["admin-02"].openid(PARAMETERS["WechatAppId"])] == "买单管理员02"
+
+
+def test_a_phone_signed_in_for_a_binding_keeps_its_identity_for_other_codes(bound_console, phone, wire):
+    binding_code = bound_console.call("POST", "/v1/wechat-binding-codes").json
+    admin = phone("admin-02")
+    assert admin.open(binding_code["url"]).page_id == "binding-confirm"
+    sync = bound_console.call("POST", "/v1/provider-sync-codes").json
+    exchanges = wire.count("/sns/oauth2/access_token")
+
+    page = admin.open(sync["url"])
+
+    assert page.page_id == "provider-sync-confirm"
+    assert wire.count("/sns/oauth2/access_token") == exchanges
 
 
 def test_a_forged_oauth_state_is_refused(phone, client):
@@ -130,7 +176,7 @@ def test_the_oauth_nonce_is_an_httponly_cookie_for_the_callback_only_and_the_sta
 
 
 def test_the_identity_cookie_is_signed_and_bound_to_the_app(aws):
-    identity = WechatIdentity(PARAMETERS["WechatAppId"], "openid-1", "unionid-1")
+    identity = WechatIdentity(PARAMETERS["WechatAppId"], "openid-1", "unionid-1", nickname="买单管理员01")
     header = cookie_header(identity)
     value = header.split(";")[0]
 
@@ -140,3 +186,16 @@ def test_the_identity_cookie_is_signed_and_bound_to_the_app(aws):
     payload, mac = value.split("=", 1)[1].split(".")
     assert from_cookie_header(f"{COOKIE_NAME}={payload}x.{mac}", PARAMETERS["WechatAppId"]) is None
     assert from_cookie_header("garbage;;=", PARAMETERS["WechatAppId"]) is None
+
+
+def test_confirming_a_binding_with_a_silent_sign_in_goes_through_snsapi_userinfo_first(bound_console, phone):
+    sync = bound_console.call("POST", "/v1/provider-sync-codes").json
+    admin = phone("admin-02")
+    assert admin.open(sync["url"]).page_id == "provider-sync-confirm"
+    binding_code = bound_console.call("POST", "/v1/wechat-binding-codes").json
+
+    raw = admin._app("POST", f"/h5/q/{binding_code['id']}/confirm", form={"csrf": "x"})
+
+    assert raw.status_code == 302
+    assert _scope({k.lower(): v for k, v in raw.headers.items()}["location"]) == "snsapi_userinfo"
+    assert bound_console.call("GET", "/v1/me").json["wechat_binding_count"] == 1

@@ -17,11 +17,16 @@ from pathlib import Path
 import boto3
 import httpx
 import pytest
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
 from chalice import Chalice, Cron, Rate
 
 from local import dispatcher, scheduler, stack
 from tests.environment import REGION
+from tests.local_stack import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 LAMBDA_RECORD_KEYS = {"messageId", "receiptHandle", "body", "attributes", "messageAttributes", "md5OfBody",
@@ -218,12 +223,6 @@ def test_run_once_calls_the_apps_qr_expiry_sweep(aws):
     assert results == {"expire_qr_codes": {"examined": 1, "expired": 1}}
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def busy_port():
     with socket.socket() as holder:
@@ -239,15 +238,15 @@ def test_ports_come_from_the_flags_else_the_environment_else_the_defaults():
 
 
 def test_a_busy_port_is_named_with_the_flag_and_variable_that_change_it(busy_port):
-    ports = stack.Ports(api=busy_port, sandbox=_free_port(), moto=_free_port())
+    ports = stack.Ports(api=busy_port, sandbox=free_port(), moto=free_port())
 
     assert stack.port_problem(ports) == (f"port {busy_port} (API) is busy: stop what uses it or pass --api-port "
                                          "/ set CLOUDPAY_API_PORT")
 
 
 def test_the_runner_exits_2_on_a_busy_port_before_starting_anything(busy_port, caplog):
-    code = stack.main(["--api-port", str(_free_port()), "--sandbox-port", str(busy_port),
-                       "--moto-port", str(_free_port())])
+    code = stack.main(["--api-port", str(free_port()), "--sandbox-port", str(busy_port),
+                       "--moto-port", str(free_port())])
 
     assert code == 2
     assert f"port {busy_port} (sandbox) is busy" in caplog.text
@@ -255,9 +254,9 @@ def test_the_runner_exits_2_on_a_busy_port_before_starting_anything(busy_port, c
 
 
 def test_one_port_given_twice_is_refused():
-    port = _free_port()
+    port = free_port()
 
-    problem = stack.port_problem(stack.Ports(api=port, sandbox=port, moto=_free_port()))
+    problem = stack.port_problem(stack.Ports(api=port, sandbox=port, moto=free_port()))
 
     assert problem == (f"port {port} is given to both API and sandbox: pass --sandbox-port / set "
                        "CLOUDPAY_SANDBOX_PORT to another port")
@@ -290,7 +289,7 @@ def _wait_for_line(lines: queue.Queue, needle: str, seen: list[str], timeout: fl
 
 @pytest.mark.stack
 def test_the_whole_stack_serves_the_console_and_the_phone_and_stops_cleanly_on_ctrl_c():
-    api, sandbox, moto = _free_port(), _free_port(), _free_port()
+    api, sandbox, moto = free_port(), free_port(), free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "local", "--api-port", str(api), "--sandbox-port", str(sandbox),
          "--moto-port", str(moto)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

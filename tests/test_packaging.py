@@ -370,3 +370,14 @@ def test_every_dead_letter_queue_has_an_alarm_on_its_depth(template):
 def test_every_function_has_an_alarm_on_its_errors(template):
     watched = _alarmed(template, "AWS/Lambda", "Errors", "FunctionName")
     assert sorted(value["Ref"] for value in watched) == sorted(_functions(template))
+
+
+def test_the_files_the_readme_deploy_steps_name_are_the_ones_make_package_writes(packaged):
+    readme = (PROJECT / "README.md").read_text(encoding="utf-8")
+    deploy = readme[readme.index("## Deploying to AWS"):]
+    deploy = deploy[:deploy.index("\n## ", 1)]
+    make_package_dir = re.search(r"bash scripts/package.sh (\S+)", (PROJECT / "Makefile").read_text()).group(1)
+    named = set(re.findall(rf"{re.escape(make_package_dir)}/([\w.-]+)", deploy))
+
+    assert named == {"sam.yaml"}
+    assert all((packaged.parent / name).is_file() for name in named)

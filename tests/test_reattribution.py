@@ -8,11 +8,20 @@ from chalicelib.models.base import now
 from chalicelib.models.jobs import Job
 from chalicelib.models.orders import Order, Refund
 from chalicelib.models.sub_service_providers import SubServiceProvider
-from tests.queues import WorkerKilled, drain, make_messages_return_at_once
+from tests.queues import Throttled, WorkerKilled, drain, fail_once, make_messages_return_at_once
 
 SP_MCHID = "1900000109"
-ORDERS = 450
-REFUNDS = 120
+PAGE_SIZE = 20
+"""Pages of 20 instead of 99 keep the shape of a real move (five order pages, two refund
+pages, a partly filled last one of each) at a fifth of the writes; `make bench` moves
+10,000 at the real size."""
+ORDERS = 90
+REFUNDS = 25
+
+
+@pytest.fixture(autouse=True)
+def small_pages(monkeypatch):
+    monkeypatch.setattr(reattribution, "PAGE_SIZE", PAGE_SIZE)
 
 
 @pytest.fixture
@@ -236,22 +245,6 @@ def test_a_worker_that_dies_between_commit_and_next_message_is_recovered(world, 
     assert _attribution(merchant["id"]) == {second: ORDERS + REFUNDS}
 
 
-class Throttled(Exception):
-    """A write or a send refused once (DynamoDB or SQS throttling, a network error)."""
-
-
-def _fail_once(monkeypatch, module, name: str, failure: type, when=lambda *args: True) -> list:
-    """`module.name` raises `failure` the first time `when(*its arguments)` holds."""
-    original, failed = getattr(module, name), []
-
-    def failing_once(*args, **kwargs):
-        if not failed and when(*args, **kwargs):
-            failed.append(name)
-            raise failure(f"{name} failed")
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(module, name, failing_once)
-    return failed
 
 
 REATTRIBUTION_FAILURE_POINTS = {
@@ -276,7 +269,7 @@ def test_a_failure_at_any_point_between_the_writes_of_a_page_is_finished_by_its_
         world, app, monkeypatch, point, failure):
     owner, merchant, first, second = world
     module, name, when = REATTRIBUTION_FAILURE_POINTS[point]
-    failed = _fail_once(monkeypatch, module, name, failure, when)
+    failed = fail_once(monkeypatch, module, name, failure, when)
     job = _change(owner, merchant["id"], second)["reattribution_job"]
 
     drain(app)

@@ -14,7 +14,7 @@ from chalicelib.models.jobs import JobStep
 from chalicelib.models.sub_merchants import SubMerchant
 from sandbox.world import SandboxConfig
 from tests import environment
-from tests.queues import WorkerKilled, drain, make_messages_return_at_once, waiting
+from tests.queues import Throttled, WorkerKilled, drain, fail_once, make_messages_return_at_once, waiting
 
 PROVIDERS = 5
 SUB_MERCHANTS = 1200
@@ -254,8 +254,37 @@ def test_a_merchant_held_by_another_account_fails_alone_with_its_reason(owner, s
     job = _job(owner, started["id"])
     assert job["status"] == "COMPLETED_WITH_FAILURES" and job["progress"]["merchants"]["failed"] == 1
     [step] = [step for step in job["providers"] if step["failures"]]
-    assert step["failures"] == [{"sub_mchid": taken.sub_mchid,
+    assert step["failures"] == [{"sub_mchid": taken.sub_mchid, "code": "sub_mchid_taken",
                                  "reason": "its sub_mchid belongs to a sub-merchant of another Cloud Pay account"}]
+
+
+def test_a_merchant_cloud_pay_cannot_take_as_maidan_describes_it_fails_with_a_code_the_console_words(
+        owner, sandbox, app, monkeypatch):
+    from chalicelib import sub_merchant_sync
+    too_long, insecure_logo = sandbox.sub_merchant(0, 3), sandbox.sub_merchant(0, 4)
+    values = sub_merchant_sync._maidan_values
+
+    def as_maidan_describes_them(merchant):
+        described = values(merchant)
+        if merchant.sub_mchid == too_long.sub_mchid:
+            described["short_name"] = "长" * 33
+        if merchant.sub_mchid == insecure_logo.sub_mchid:
+            described["logo_url"] = "http://logo.example.com/a.png"
+        return described
+
+    monkeypatch.setattr(sub_merchant_sync, "_maidan_values", as_maidan_describes_them)
+    started = _start(owner)
+
+    drain(app)
+
+    job = _job(owner, started["id"])
+    assert job["status"] == "COMPLETED_WITH_FAILURES" and job["progress"]["merchants"]["failed"] == 2
+    failures = {failure["sub_mchid"]: failure for step in job["providers"] for failure in step["failures"]}
+    assert {key: failures[too_long.sub_mchid][key] for key in ("code", "field")} == \
+        {"code": "too_long", "field": "short_name"}
+    assert {key: failures[insecure_logo.sub_mchid][key] for key in ("code", "field")} == \
+        {"code": "logo_not_https", "field": "logo_url"}
+    assert too_long.sub_mchid not in _records(owner.account_id)
 
 
 def test_a_provider_created_by_hand_that_no_bound_wechat_administers_is_reported_and_never_fetched(
@@ -331,23 +360,6 @@ A_FEW_HUNDRED = pytest.mark.sub_merchants(350)
 """For the failure-point tests: 239 synced from four providers, one of them two pages long."""
 
 
-class Throttled(Exception):
-    """A write or a send refused once (DynamoDB or SQS throttling, a network error): the
-    handler puts the page's message back and it returns at once here."""
-
-
-def _fail_once(monkeypatch, module, name: str, failure: type, when=lambda *args: True) -> list:
-    """`module.name` raises `failure` the first time `when(*its arguments)` holds."""
-    original, failed = getattr(module, name), []
-
-    def failing_once(*args, **kwargs):
-        if not failed and when(*args, **kwargs):
-            failed.append(name)
-            raise failure(f"{name} failed")
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(module, name, failing_once)
-    return failed
 
 
 def _last_end(account_id, job_id, lock) -> bool:
@@ -370,7 +382,7 @@ SYNC_FAILURE_POINTS = {
 def test_a_failure_at_any_point_between_the_writes_of_a_page_is_finished_by_its_redelivery(
         owner, sandbox, app, monkeypatch, point, failure):
     module, name, when = SYNC_FAILURE_POINTS[point]
-    failed = _fail_once(monkeypatch, module, name, failure, when)
+    failed = fail_once(monkeypatch, module, name, failure, when)
     started = _start(owner)
 
     drain(app)

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import concurrent.futures
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
-from chalicelib.upstream import http, wechat_message, wechat_token
+from chalicelib.upstream import http, wechat_message, wechat_oauth, wechat_token
 from chalicelib.upstream.wechat_api import (
     ERRORS,
     WechatApiError,
@@ -282,3 +283,76 @@ def test_a_message_whose_answer_was_lost_is_sent_once(sandbox, wire):
 
     assert wire.count("/cgi-bin/message/template/send") == 2
     assert len(sent_messages(sandbox)) == 1
+
+
+# --- U1 web-page OAuth: scopes and the user's profile ----------------------------------------
+
+
+def _oauth_code(wire, user_id: str, scope: str) -> str:
+    """What WeChat's authorize page hands our callback for `user_id` under `scope`."""
+    url = wechat_oauth.authorize_url(APP_ID, "https://h5.example/h5/oauth/wechat", "state-1", scope)
+    with httpx.Client(transport=wire.inner) as plain:
+        location = plain.get(url.split("#")[0] + f"&as_user={user_id}").headers["location"]
+    return parse_qs(urlsplit(location).query)["code"][0]
+
+
+def _user_token(wechat_api, wire, user_id: str, scope: str) -> dict:
+    return wechat_api.get("/sns/oauth2/access_token", params={
+        "appid": APP_ID, "secret": WECHAT_APP_SECRET, "code": _oauth_code(wire, user_id, scope),
+        "grant_type": "authorization_code"}).json()
+
+
+def test_the_authorize_url_asks_for_the_scope_it_is_given_and_snsapi_base_by_default():
+    assert parse_qs(urlsplit(wechat_oauth.authorize_url(APP_ID, "https://h5.example/cb", "s")).query)["scope"] == [
+        "snsapi_base"]
+    userinfo = wechat_oauth.authorize_url(APP_ID, "https://h5.example/cb", "s", wechat_oauth.USERINFO)
+    assert parse_qs(urlsplit(userinfo).query)["scope"] == ["snsapi_userinfo"]
+    with pytest.raises(ValueError):
+        wechat_oauth.authorize_url(APP_ID, "https://h5.example/cb", "s", "snsapi_login")
+
+
+def test_the_token_exchange_answers_the_scope_asked_at_authorize_time(wechat_api, wire):
+    assert _user_token(wechat_api, wire, "admin-01", "snsapi_base")["scope"] == "snsapi_base"
+    assert _user_token(wechat_api, wire, "admin-01", "snsapi_userinfo")["scope"] == "snsapi_userinfo"
+
+
+def test_a_snsapi_userinfo_code_gives_the_identity_with_its_nickname(sandbox, wire):
+    found = wechat_oauth.exchange_code(APP_ID, WECHAT_APP_SECRET, _oauth_code(wire, "admin-01", "snsapi_userinfo"))
+
+    assert found.openid == _openid(sandbox) and found.unionid == sandbox.users["admin-01"].unionid
+    assert found.nickname == "买单管理员01"
+    assert wire.count("/sns/userinfo") == 1
+
+
+def test_a_snsapi_base_code_gives_the_identity_without_reading_the_profile(sandbox, wire):
+    found = wechat_oauth.exchange_code(APP_ID, WECHAT_APP_SECRET, _oauth_code(wire, "admin-01", "snsapi_base"))
+
+    assert found.openid == _openid(sandbox) and found.nickname is None
+    assert wire.count("/sns/userinfo") == 0
+
+
+def test_a_snsapi_base_token_cannot_read_the_users_profile(sandbox, wechat_api, wire):
+    token = _user_token(wechat_api, wire, "admin-01", "snsapi_base")
+
+    with pytest.raises(WechatApiError) as refused:
+        wechat_oauth.user_info(token["access_token"], token["openid"])
+
+    assert refused.value.errcode == 48001
+
+
+def test_a_user_token_reads_only_its_own_users_profile(sandbox, wechat_api, wire):
+    token = _user_token(wechat_api, wire, "admin-01", "snsapi_userinfo")
+
+    with pytest.raises(WechatApiError) as refused:
+        wechat_oauth.user_info(token["access_token"], _openid(sandbox, "admin-02"))
+
+    assert refused.value.errcode == 40003
+    assert wechat_oauth.user_info(token["access_token"], token["openid"])["nickname"] == "买单管理员01"
+
+
+def test_a_user_who_shares_no_profile_is_answered_as_wechats_placeholder_nickname(sandbox, wire):
+    sandbox.users["admin-01"].shares_profile = False
+
+    found = wechat_oauth.exchange_code(APP_ID, WECHAT_APP_SECRET, _oauth_code(wire, "admin-01", "snsapi_userinfo"))
+
+    assert found.nickname == "微信用户"

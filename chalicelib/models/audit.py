@@ -2,9 +2,21 @@
 from __future__ import annotations
 
 from pynamodb.attributes import MapAttribute, NumberAttribute, UnicodeAttribute
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
 from chalicelib.models.base import table_meta
+
+
+class EntriesByEntity(GlobalSecondaryIndex):
+    """One entity's entries (`provider#…`, `sub_merchant#…`) in time order, read newest first."""
+
+    class Meta:
+        index_name = "audit-by-entity"
+        projection = AllProjection()
+
+    entity_key = UnicodeAttribute(hash_key=True)  # "<account>#<entity>"
+    entry_id = UnicodeAttribute(range_key=True)
 
 
 class AuditEntry(Model):
@@ -19,3 +31,11 @@ class AuditEntry(Model):
     entity = UnicodeAttribute()
     action = UnicodeAttribute()
     changes = MapAttribute(default=dict)
+    entity_key = UnicodeAttribute(null=True)
+
+    by_entity = EntriesByEntity()
+
+    def serialize(self, null_check: bool = True) -> dict:
+        """Entries are only ever put, so the index key is derived here, once."""
+        self.entity_key = f"{self.account_id}#{self.entity}"
+        return super().serialize(null_check=null_check)

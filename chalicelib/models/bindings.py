@@ -13,5 +13,7 @@ class WechatBinding(Model):
     account_id = UnicodeAttribute(hash_key=True)
     openid = UnicodeAttribute(range_key=True)
     unionid = UnicodeAttribute(null=True)
+    nickname = UnicodeAttribute(null=True)
+    """WeChat's nickname when bound (display-only, never identity); absent on older bindings."""
     bound_at = NumberAttribute()
     code_id = UnicodeAttribute()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 
 from pynamodb.attributes import JSONAttribute, NumberAttribute, UnicodeAttribute
-from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
 from chalicelib.models.base import table_meta
@@ -38,6 +38,18 @@ class RunningJobsByProgress(GlobalSecondaryIndex):
 
     watch_shard = UnicodeAttribute(hash_key=True)
     progressed_at = NumberAttribute(range_key=True)
+
+
+class JobsByKind(GlobalSecondaryIndex):
+    """An account's jobs of one kind, newest first like the table (`job_id` sorts by time).
+    A kind never changes, so `kind_key` is set once, when the job is first written."""
+
+    class Meta:
+        index_name = "jobs-by-kind"
+        projection = AllProjection()
+
+    kind_key = UnicodeAttribute(hash_key=True)  # "<account>#<kind>"
+    job_id = UnicodeAttribute(range_key=True)
 
 
 class Job(Model):
@@ -92,7 +104,15 @@ class Job(Model):
     after_job_id = UnicodeAttribute(null=True)
     """A queued re-attribution waits for this job of the same merchant to end."""
 
+    kind_key = UnicodeAttribute(null=True)
+
     running_by_progress = RunningJobsByProgress()
+    by_kind = JobsByKind()
+
+    def serialize(self, null_check: bool = True) -> dict:
+        """Every put derives `kind_key`, so each way of starting a job lists it by kind."""
+        self.kind_key = f"{self.account_id}#{self.kind}"
+        return super().serialize(null_check=null_check)
 
 
 class JobStep(Model):

@@ -31,6 +31,15 @@ class BySubServiceProvider(GlobalSecondaryIndex):
     merchant_id = UnicodeAttribute(range_key=True)
 
 
+def _by_name(index_name: str, hash_name: str, why: str) -> GlobalSecondaryIndex:
+    """A list index: the sub-merchants sharing `hash_name`, in name order, so a name prefix is
+    a `begins_with` key condition and every page reads only what it returns."""
+    meta = type("Meta", (), {"index_name": index_name, "projection": AllProjection()})
+    return type(f"ByName_{hash_name}", (GlobalSecondaryIndex,), {
+        "__doc__": why, "Meta": meta, hash_name: UnicodeAttribute(hash_key=True),
+        "name": UnicodeAttribute(range_key=True)})()
+
+
 class AlipayRefreshDue(GlobalSecondaryIndex):
     """C5.5: sparse index of Alipay authorizations the refresh sweep must look at. Only a
     merchant whose tokens can still be refreshed carries `alipay_refresh_shard`; the sweep
@@ -108,7 +117,52 @@ class SubMerchant(Model):
     created_at = NumberAttribute()
     updated_at = NumberAttribute()
     version = VersionAttribute()
+    channel_key = UnicodeAttribute(null=True)
+    """"<account>#<channel>"; this and the three keys below are derived from the record on
+    every put (`serialize`), so no writer has to remember them; only an update that changes
+    `ssp_account_id` in place must also set them (`attribution_actions`)."""
+    provider_channel_key = UnicodeAttribute(null=True)
+    """"<account>#<sp_mchid>#<channel>"."""
+    ssp_key = UnicodeAttribute(null=True)
+    """"<account>#<sub-service-provider account>"; absent when none (a sparse index)."""
+    ssp_channel_key = UnicodeAttribute(null=True)
+    """"<account>#<sub-service-provider account>#<channel>"; absent when none."""
 
     by_provider = ByProvider()
     by_sub_service_provider = BySubServiceProvider()
     alipay_refresh_due = AlipayRefreshDue()
+    by_account_name = _by_name("by-account-name", "account_id", "All of an account's sub-merchants.")
+    by_channel_name = _by_name("by-channel-name", "channel_key", "An account's sub-merchants of one channel.")
+    by_provider_name = _by_name("by-provider-name", "provider_key", "A provider's sub-merchants.")
+    by_provider_channel_name = _by_name("by-provider-channel-name", "provider_channel_key",
+                                        "A provider's sub-merchants of one channel.")
+    by_ssp_name = _by_name("by-ssp-name", "ssp_key",
+                           "An account's sub-merchants attributed to one sub-service-provider.")
+    by_ssp_channel_name = _by_name("by-ssp-channel-name", "ssp_channel_key",
+                                   "An account's sub-merchants of one sub-service-provider and channel.")
+    by_member_name = _by_name("by-member-name", "ssp_account_id",
+                              "What a sub-service-provider sees: every merchant attributed to it, of any owner.")
+
+    def serialize(self, null_check: bool = True) -> dict:
+        """Every put (save, transaction, BatchWriteItem) serializes here: the list keys are
+        set from the record first, so a new or re-saved record is always in its indexes."""
+        self.channel_key = f"{self.account_id}#{self.channel}"
+        self.provider_channel_key = f"{self.account_id}#{self.sp_mchid}#{self.channel}"
+        self.ssp_key, self.ssp_channel_key = _ssp_keys(self.account_id, self.ssp_account_id, self.channel)
+        return super().serialize(null_check=null_check)
+
+    def attribution_actions(self, ssp_account_id: str | None) -> list:
+        """The update actions that attribute this merchant to `ssp_account_id` (None: to no
+        one), its list keys included."""
+        ssp_key, ssp_channel_key = _ssp_keys(self.account_id, ssp_account_id, self.channel)
+        if ssp_account_id is None:
+            return [SubMerchant.ssp_account_id.remove(), SubMerchant.ssp_key.remove(),
+                    SubMerchant.ssp_channel_key.remove()]
+        return [SubMerchant.ssp_account_id.set(ssp_account_id), SubMerchant.ssp_key.set(ssp_key),
+                SubMerchant.ssp_channel_key.set(ssp_channel_key)]
+
+
+def _ssp_keys(account_id: str, ssp_account_id: str | None, channel: str) -> tuple[str | None, str | None]:
+    if not ssp_account_id:
+        return None, None
+    return f"{account_id}#{ssp_account_id}", f"{account_id}#{ssp_account_id}#{channel}"

@@ -6,6 +6,7 @@ would add ~35 ms to every cold start.
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
 
 _HERE = Path(__file__).parent
@@ -28,8 +29,7 @@ def static_text(name: str) -> str:
     return (_HERE / "static" / name).read_text(encoding="utf-8")
 
 
-ASSETS = {"console.js": "text/javascript; charset=utf-8", "console.css": "text/css; charset=utf-8",
-          "h5.css": "text/css; charset=utf-8"}
+ASSETS = {"console.css": "text/css; charset=utf-8", "h5.css": "text/css; charset=utf-8"}
 """The static files the pages load (no inline script or style: the pages' CSP forbids it)."""
 
 
@@ -38,3 +38,16 @@ def static_asset(name: str) -> tuple[str, str] | None:
     if name not in ASSETS:
         return None
     return static_text(name), ASSETS[name]
+
+
+CONSOLE_MODULES = _HERE / "static" / "console"
+"""The console's native ES modules (no build step), served as /static/console/<name>.js."""
+_MODULE_NAME = re.compile(r"[a-z][a-z0-9-]{0,40}\.js")
+
+
+def console_module(name: str) -> tuple[str, str] | None:
+    """(text, content type) of one console module, or None: only a plain lower-case file name
+    of that folder is served, so no path or dot-dot can reach any other file."""
+    if not _MODULE_NAME.fullmatch(name) or not (CONSOLE_MODULES / name).is_file():
+        return None
+    return (CONSOLE_MODULES / name).read_text(encoding="utf-8"), "text/javascript; charset=utf-8"

@@ -1,0 +1,250 @@
+"""The console as a web app (C8), in a real browser: every section walked by an owner, the
+read-only view of a sub-service-provider, and the phone-sized layout. The local stack and
+Chromium are those of tests/test_browser.py."""
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+
+from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, ROOT, SCREENSHOTS, _phone_page
+
+DOC_IMAGES = ROOT / "docs" / "images"
+SECTIONS = ["#/providers", "#/merchants", "#/sub-service-providers", "#/jobs", "#/audit", "#/account"]
+
+
+def test_console_modules_are_served_as_javascript_and_other_names_are_refused(client):
+    served = client.http.get("/static/console/main.js")
+    headers = {name.lower(): value for name, value in served.headers.items()}
+    assert served.status_code == 200
+    assert headers["content-type"] == "text/javascript; charset=utf-8" and headers["x-content-type-options"] == "nosniff"
+    assert b"import" in served.body
+    for name in ("nope.js", "..%2F..%2Fapp.py", "main.css", "Main.js", ".main.js"):
+        refused = client.http.get(f"/static/console/{name}")
+        assert refused.status_code == 404, name
+        assert b'"param": "name"' in refused.body or b'"param":"name"' in refused.body
+
+
+def _no_overflow(page) -> int:
+    return page.evaluate("() => document.documentElement.scrollWidth")
+
+
+def _confirm_on_phone(browser, url: str, user: str, page_id: str):
+    from playwright.sync_api import expect
+
+    phone = _phone_page(browser)
+    phone.goto(url)
+    phone.click(f'a[data-user="{user}"]')
+    phone.click("#confirm")
+    expect(phone.locator(f'[data-page="{page_id}"]')).to_be_visible()
+    phone.context.close()
+
+
+def _bind_by_api(api: httpx.Client, browser, user: str) -> None:
+    _confirm_on_phone(browser, api.post("/v1/wechat-binding-codes").json()["url"], user, "binding-done")
+
+
+@pytest.mark.stack
+def test_an_owner_walks_every_section_and_a_sub_service_provider_sees_them_read_only(stack):
+    from playwright.sync_api import expect, sync_playwright
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    sandbox = httpx.Client(base_url=stack["sandbox"], timeout=10)
+    ssp_api = httpx.Client(base_url=stack["api"], timeout=10)
+    ssp_credentials = {"email": "channel@example.com", "password": "correct horse battery", "display_name": "杭州渠道商"}
+    ssp_api.post("/v1/accounts", json=ssp_credentials)
+    ssp_session = ssp_api.post("/v1/sessions", json={k: ssp_credentials[k] for k in ("email", "password")}).json()
+    ssp_api.headers["Authorization"] = f"Bearer {ssp_session['token']}"
+    ssp_id = ssp_session["account"]["id"]
+    errors: list[str] = []
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        desk = browser.new_page(viewport={"width": 1280, "height": 900})
+        desk.on("pageerror", lambda error: errors.append(str(error)))
+
+        # C1: sign up; the gate (C2) shows its code and offers sign-out
+        desk.goto(f"{stack['api']}/console")
+        desk.click("#auth-switch")
+        desk.fill("#email", "owner@example.com")
+        desk.fill("#password", "short")
+        desk.click("#auth-submit")
+        expect(desk.locator('[data-for="password"]')).not_to_be_empty()
+        desk.fill("#password", "correct horse battery")
+        desk.click("#auth-submit")
+        expect(desk.locator("#gate #qr-state")).to_have_text("等待扫码")
+        desk.click("#gate-sign-out")
+        expect(desk.locator("#auth")).to_be_visible()
+        desk.fill("#email", "owner@example.com")
+        desk.fill("#password", "correct horse battery")
+        desk.click("#auth-submit")
+        desk.wait_for_function("() => document.getElementById('qr-img')?.naturalWidth > 0")
+        _confirm_on_phone(browser, desk.locator("#qr-url").inner_text(), "admin-01", "binding-done")
+        expect(desk.locator("#nav")).to_be_visible(timeout=10000)
+        assert desk.url.endswith("#/providers")
+
+        # C3.2 sync providers by code, C3.5 create one by hand with a field error next to its field
+        desk.click("#sync-providers")
+        expect(desk.locator("#qr-title")).to_have_text("从买单同步服务商")
+        expect(desk.locator("#qr-state")).to_have_text("等待扫码")
+        _confirm_on_phone(browser, desk.locator("#qr-url").inner_text(), "admin-01", "provider-sync-done")
+        expect(desk.locator("#providers tbody tr")).to_have_count(5, timeout=10000)
+        desk.screenshot(path=str(SCREENSHOTS / "console-providers-list.png"))
+        desk.click("#new-provider")
+        desk.fill("#f-sp_mchid", "1900000109")
+        desk.fill("#f-name", "杭州某某科技有限公司")
+        desk.fill("#f-wechat_pay-api_v3_key", "too-short")
+        desk.click("#provider-form button[type=submit]")
+        field_error = desk.locator('[data-for="wechat_pay.api_v3_key"]')
+        expect(field_error).to_contain_text("填写有误")
+        desk.screenshot(path=str(SCREENSHOTS / "console-provider-field-error.png"))
+        desk.fill("#f-wechat_pay-api_v3_key", "0123456789abcdef0123456789abcdef")
+        desk.click("#provider-form button[type=submit]")
+        expect(desk).to_have_url(re.compile(r"#/providers/1900000109$"))
+        expect(desk.locator("h1")).to_have_text("杭州某某科技有限公司")
+        desk.click("#edit-provider")
+        expect(desk.locator('[data-field="wechat_pay.api_v3_key"] .secret-state')).to_contain_text("已设置")
+        desk.fill("#f-short_name", "某某科技")
+        app = sandbox.post("/alipay/sandbox/apps", json={}).json()
+        desk.fill("#f-alipay-app_id", app["app_id"])
+        desk.fill("#f-alipay-private_key", app["app_private_key_pem"])
+        desk.fill("#f-alipay-alipay_public_key", app["alipay_public_key_pem"])
+        desk.click("#provider-form button[type=submit]")
+        expect(desk).to_have_url(re.compile(r"#/providers/1900000109$"))
+        desk.click("#check-provider")
+        expect(desk.locator("#check-results li")).to_have_count(2, timeout=20000)
+        expect(desk.locator('#check-results li[data-check="alipay"]')).to_contain_text("通过")
+        expect(desk.locator('#check-results li[data-check="wechat_pay"]')).to_contain_text("尚未配置完整")
+        desk.screenshot(path=str(DOC_IMAGES / "console-provider-detail.png"))
+
+        # C4 attach a sub-service-provider
+        desk.goto(f"{stack['api']}/console#/sub-service-providers/1900000109")
+        desk.click("#attach-ssp")
+        desk.fill("#f-account_id", ssp_id)
+        desk.fill("#f-name", "杭州渠道商")
+        desk.fill("#f-rebate_ratio_bp", "1500")
+        desk.click("#ssp-form button[type=submit]")
+        expect(desk.locator('#ssp-form [data-for="admin_name"]')).to_have_text("必填项，请填写")
+        desk.fill("#f-admin_name", "王经理")
+        desk.fill("#f-phone", "13800138000")
+        desk.click("#ssp-form button[type=submit]")
+        expect(desk.locator("#sub-service-providers tbody tr")).to_have_count(1)
+        expect(desk.locator("#sub-service-providers tbody tr")).to_contain_text("15%")
+
+        # C5.2 create a sub-merchant for it; C5.1 detail; version-guarded edit
+        desk.goto(f"{stack['api']}/console#/merchants/new?sp_mchid=1900000109")
+        desk.fill("#f-name", "一号面馆")
+        desk.select_option("#f-sub_service_provider", ssp_id)
+        desk.click("#merchant-form button[type=submit]")
+        expect(desk).to_have_url(re.compile(r"#/sub-merchants/[^/]+$"))
+        merchant_id = desk.url.rsplit("/", 1)[1]
+        expect(desk.locator("h1")).to_have_text("一号面馆")
+        desk.click("#edit-merchant")
+        desk.fill("#f-remark", "试点门店")
+        token = desk.evaluate("() => sessionStorage.getItem('cloudpay_token')")
+        owner_api = httpx.Client(base_url=stack["api"], timeout=10, headers={"Authorization": f"Bearer {token}"})
+        version = owner_api.get(f"/v1/sub-merchants/{merchant_id}").json()["version"]
+        assert owner_api.patch(f"/v1/sub-merchants/{merchant_id}", json={"version": version, "short_name": "面馆"}).status_code == 200
+        desk.click("#merchant-form button[type=submit]")
+        expect(desk.locator("#merchant-form .form-error")).to_contain_text("已被修改")
+        desk.reload()
+        desk.fill("#f-remark", "试点门店")
+        desk.click("#merchant-form button[type=submit]")
+        expect(desk.locator("dl.facts")).to_contain_text(["试点门店"])
+
+        # C5.4 key reset: the secrets once, gone after reload
+        desk.click("#reset-keys")
+        desk.click("#confirm-ok")
+        expect(desk.locator("#secrets-once-warning")).to_contain_text("只显示一次")
+        private_key = desk.locator('textarea[data-secret="private_key_pem"]').input_value()
+        auth_key = desk.locator('textarea[data-secret="auth_key"]').input_value()
+        assert "BEGIN PRIVATE KEY" in private_key and len(auth_key) > 20
+        expect(desk.locator("#merchant-keys")).to_contain_text("BEGIN PUBLIC KEY")
+        desk.screenshot(path=str(DOC_IMAGES / "console-key-reset.png"))
+        desk.reload()
+        expect(desk.locator("#merchant-keys")).to_contain_text("BEGIN PUBLIC KEY")
+        assert auth_key not in desk.content() and "BEGIN PRIVATE KEY" not in desk.content()
+
+        # C5.5 the Alipay authorization link, with its warning; the status and account on the detail
+        desk.click("#alipay-link-button")
+        expect(desk.locator("#alipay-link-warning")).to_contain_text("24 小时")
+        assert "app_id=" + app["app_id"] in desk.locator("#alipay-link").input_value()
+        desk.wait_for_function("() => document.getElementById('alipay-qr').naturalWidth > 0")
+        desk.keyboard.press("Escape")
+        expect(desk.locator("#alipay-authorization")).to_contain_text("未授权")
+
+        # C5.3 sync from 买单: the job shows on the list page, then in 任务
+        desk.goto(f"{stack['api']}/console#/merchants")
+        expect(desk.locator("#merchants tbody tr")).to_have_count(1)
+        desk.click("#sync-merchants")
+        expect(desk.locator("#sync-job .job .status")).to_be_visible()
+        desk.click("nav a[data-section=jobs]")
+        expect(desk.locator("#jobs .job").first).to_be_visible()
+        desk.locator("#jobs .job a.kind").first.click()
+        expect(desk.locator('#job-detail [role="progressbar"]')).to_be_visible()
+        expect(desk.locator("#job-detail")).to_contain_text("速度")
+
+        # audit log; account bindings (bind another, unbind with confirmation, never the last)
+        desk.click("nav a[data-section=audit]")
+        expect(desk.locator("#audit-log tbody")).to_contain_text("创建服务商")
+        desk.click("nav a[data-section=account]")
+        expect(desk.locator("#bindings tbody tr")).to_have_count(1)
+        expect(desk.locator("#bindings button[data-unbind]")).to_be_disabled()
+        desk.click("#bind-another")
+        desk.wait_for_function("() => document.getElementById('qr-img')?.naturalWidth > 0")
+        _confirm_on_phone(browser, desk.locator("#qr-url").inner_text(), "admin-02", "binding-done")
+        expect(desk.locator("#bindings tbody tr")).to_have_count(2, timeout=10000)
+        desk.locator("#bindings button[data-unbind]").last.click()
+        desk.click("#confirm-ok")
+        expect(desk.locator("#bindings tbody tr")).to_have_count(1)
+
+        # phone-sized: every section fits 390 px
+        desk.set_viewport_size({"width": 390, "height": 844})
+        for hash_route in [*SECTIONS, "#/providers/1900000109", f"#/sub-merchants/{merchant_id}", "#/providers/new"]:
+            desk.goto(f"{stack['api']}/console{hash_route}")
+            desk.wait_for_load_state("networkidle")
+            desk.wait_for_timeout(300)
+            assert _no_overflow(desk) <= 390, hash_route
+        desk.goto(f"{stack['api']}/console#/merchants")
+        expect(desk.locator("#merchants tbody tr").first).to_be_visible()
+        desk.screenshot(path=str(DOC_IMAGES / "console-phone-merchants.png"))
+        desk.set_viewport_size({"width": 1280, "height": 900})
+
+        # sign-out
+        desk.click("#sign-out")
+        expect(desk.locator("#auth")).to_be_visible()
+        assert desk.evaluate("() => sessionStorage.getItem('cloudpay_token')") is None
+
+        # the sub-service-provider's own console: read-only providers and merchants
+        _bind_by_api(ssp_api, browser, "admin-03")
+        member = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+        member.on("pageerror", lambda error: errors.append(str(error)))
+        member.goto(f"{stack['api']}/console")
+        member.fill("#email", ssp_credentials["email"])
+        member.fill("#password", ssp_credentials["password"])
+        member.click("#auth-submit")
+        expect(member.locator("#nav a")).to_have_text(["服务商", "商户", "账号"])
+        expect(member.locator("#providers tbody tr")).to_have_count(1)
+        expect(member.locator("#providers tbody tr")).to_contain_text("1900000109")
+        expect(member.locator("#sync-providers")).to_have_count(0)
+        expect(member.locator("#new-provider")).to_have_count(0)
+        member.click("nav a[data-section=merchants]")
+        expect(member.locator("#merchants tbody tr")).to_have_count(1)
+        expect(member.locator("#sync-merchants")).to_have_count(0)
+        member.locator("#merchants tbody a").first.click()
+        expect(member.locator("h1")).to_have_text("一号面馆")
+        expect(member.locator("#edit-merchant")).to_have_count(0)
+        expect(member.locator("#reset-keys")).to_have_count(0)
+        member.screenshot(path=str(SCREENSHOTS / "console-sub-service-provider.png"))
+        browser.close()
+    assert errors == []
+
+
+def test_every_error_code_the_api_raises_has_its_chinese_text_in_the_console():
+    raised = set()
+    for source in [ROOT / "app.py", *(ROOT / "chalicelib").rglob("*.py")]:
+        raised |= set(re.findall(r"\bcode\s*=\s*[\"']([a-z_]+)[\"']", source.read_text()))
+    worded = set(re.findall(r"^\s+([a-z_]+):", (ROOT / "chalicelib/web/static/console/errors.js").read_text(),
+                            flags=re.MULTILINE))
+    assert len(raised) > 30 and raised <= worded, sorted(raised - worded)
