@@ -10,7 +10,6 @@ import pytest
 
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, ROOT, SCREENSHOTS, _phone_page
 
-DOC_IMAGES = ROOT / "docs" / "images"
 SECTIONS = ["#/providers", "#/merchants", "#/sub-service-providers", "#/jobs", "#/audit", "#/account"]
 
 
@@ -116,7 +115,7 @@ def test_an_owner_walks_every_section_and_a_sub_service_provider_sees_them_read_
         expect(desk.locator("#check-results li")).to_have_count(2, timeout=20000)
         expect(desk.locator('#check-results li[data-check="alipay"]')).to_contain_text("通过")
         expect(desk.locator('#check-results li[data-check="wechat_pay"]')).to_contain_text("尚未配置完整")
-        desk.screenshot(path=str(DOC_IMAGES / "console-provider-detail.png"))
+        desk.screenshot(path=str(SCREENSHOTS / "console-provider-detail.png"))
 
         # C4 attach a sub-service-provider
         desk.goto(f"{stack['api']}/console#/sub-service-providers/1900000109")
@@ -161,7 +160,7 @@ def test_an_owner_walks_every_section_and_a_sub_service_provider_sees_them_read_
         auth_key = desk.locator('textarea[data-secret="auth_key"]').input_value()
         assert "BEGIN PRIVATE KEY" in private_key and len(auth_key) > 20
         expect(desk.locator("#merchant-keys")).to_contain_text("BEGIN PUBLIC KEY")
-        desk.screenshot(path=str(DOC_IMAGES / "console-key-reset.png"))
+        desk.screenshot(path=str(SCREENSHOTS / "console-key-reset.png"))
         desk.reload()
         expect(desk.locator("#merchant-keys")).to_contain_text("BEGIN PUBLIC KEY")
         assert auth_key not in desk.content() and "BEGIN PRIVATE KEY" not in desk.content()
@@ -208,7 +207,7 @@ def test_an_owner_walks_every_section_and_a_sub_service_provider_sees_them_read_
             assert _no_overflow(desk) <= 390, hash_route
         desk.goto(f"{stack['api']}/console#/merchants")
         expect(desk.locator("#merchants tbody tr").first).to_be_visible()
-        desk.screenshot(path=str(DOC_IMAGES / "console-phone-merchants.png"))
+        desk.screenshot(path=str(SCREENSHOTS / "console-phone-merchants.png"))
         desk.set_viewport_size({"width": 1280, "height": 900})
 
         # sign-out
