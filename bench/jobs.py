@@ -82,7 +82,9 @@ def _one_sync(app, account_id: str, wire, pages: list[int]) -> dict:
     wall = time.monotonic() - started
     aws_seconds = moto_atomic.busy_seconds() - busy_before
     job = jobs.load(account_id, job.job_id)
-    page_requests = sum(1 for r in wire.requests[requests_before:] if r.url.path.endswith("/sub-merchants"))
+    sent = wire.requests[requests_before:]
+    page_requests = sum(1 for r in sent if r.url.path.endswith("/sub-merchants"))
+    admin_lookups = sum(1 for r in sent if r.url.path.endswith("/assistant/admin-lookups"))
     dynamodb = {op: n for (service, op), n in calls.items() if service == "dynamodb"}
     writes = sum(n for op, n in dynamodb.items() if op in _WRITES)
     critical = max(pages) * PAGE_LATENCY_SECONDS
@@ -90,7 +92,8 @@ def _one_sync(app, account_id: str, wire, pages: list[int]) -> dict:
             "pages": job.pages_done, "wall": wall, "aws_seconds": aws_seconds, "critical": critical,
             "writes_per_1000": 1000 * writes / SUB_MERCHANTS,
             "batch_writes_per_1000": 1000 * dynamodb.get("BatchWriteItem", 0) / SUB_MERCHANTS,
-            "upstream_per_page": page_requests / max(1, job.pages_done), "dynamodb": dynamodb}
+            "upstream_per_page": page_requests / max(1, job.pages_done),
+            "admin_lookups_per_page": admin_lookups / max(1, job.pages_done), "dynamodb": dynamodb}
 
 
 def sync_figures() -> list[tuple[str, dict]]:
@@ -104,6 +107,7 @@ def sync_figures() -> list[tuple[str, dict]]:
                            maidan_page_latency_seconds=PAGE_LATENCY_SECONDS)
     with environment.in_memory_aws(), environment.sandbox_in_process(config) as (world, wire):
         account = accounts.sign_up("bench-sync@example.com", "correct horse battery", "bench")
+        _bind_every_admin(account.account_id, world)
         for index in range(PROVIDERS):
             provider = world.provider(index)
             providers.upsert_from_maidan(account.account_id, account.account_id, provider.sp_mchid, provider.name)
@@ -113,6 +117,17 @@ def sync_figures() -> list[tuple[str, dict]]:
         world.maidan_renamed_at = world.clock.now()
         renamed = _one_sync(app, account.account_id, wire, pages)
     return [("first sync", first), ("re-sync, nothing changed", again), ("re-sync after 买单 renamed all", renamed)]
+
+
+def _bind_every_admin(account_id: str, world) -> None:
+    """The account's bound WeChats: every 买单 admin of the generated providers (each holds
+    `PROVIDERS / admin_count` of them), as binding codes confirmed on the phone would leave
+    them; the sync reads only providers a bound WeChat administers."""
+    from chalicelib.models.bindings import WechatBinding
+    for index in range(world.admin_count):
+        user = world.users[f"admin-{index + 1:02d}"]
+        WechatBinding(account_id=account_id, openid=user.openid(world.config.wechat_app_id), unionid=user.unionid,
+                      nickname=user.nickname, bound_at=int(time.time()), code_id="bench").save()
 
 
 def reattribution_figures() -> dict:
@@ -157,7 +172,8 @@ def report() -> None:
               f"that is this run's floor (DynamoDB and SQS serve in parallel)")
         print(f"    DynamoDB write calls per 1,000 sub-merchants: {sync['writes_per_1000']:.1f} "
               f"(BatchWriteItem alone {sync['batch_writes_per_1000']:.1f}; floor 40)")
-        print(f"    upstream calls per page: {sync['upstream_per_page']:.2f}")
+        print(f"    upstream calls per page: {sync['upstream_per_page']:.2f} page fetches, "
+              f"{sync['admin_lookups_per_page']:.2f} admin look-ups (is the provider still administered?)")
         print(f"    DynamoDB calls by operation: {dict(sorted(sync['dynamodb'].items()))}")
     move = reattribution_figures()
     print(f"\nB3 re-attribution of {ORDERS:,} orders: job {move['status']}, {move['moved']:,} moved "

@@ -78,17 +78,29 @@ def account_admins(account_id: str) -> AccountAdmins:
     return AccountAdmins(providers, tuple(failures))
 
 
+_LAST_PROOF: dict[tuple[str, str], str] = {}
+"""(account, sp_mchid) → the bound WeChat (unionid) whose look-up last proved it, asked first
+next time: a sync asks before every page, and in a warm container that is then one look-up
+a page instead of one per bound WeChat. Only an order: 买单 is still asked every time, and
+only WeChats bound now count."""
+
+
 def account_administers(account_id: str, sp_mchid: str) -> bool:
     """True as soon as one bound WeChat administers `sp_mchid` in 买单. When none does but
     one could not be asked, its error is raised: "could not ask" is not "no"."""
     failure = None
-    for unionid in _bound_unionids(account_id):
+    unionids = _bound_unionids(account_id)
+    proved_last = _LAST_PROOF.get((account_id, sp_mchid))
+    if proved_last in unionids:
+        unionids.sort(key=lambda unionid: unionid != proved_last)
+    for unionid in unionids:
         try:
             lookup = maidan.lookup_admin(unionid)
         except LOOKUP_ERRORS as exc:
             failure = exc
             continue
         if any(provider.sp_mchid == sp_mchid for provider in lookup.providers):
+            _LAST_PROOF[(account_id, sp_mchid)] = unionid
             return True
     if failure is not None:
         raise failure

@@ -220,3 +220,23 @@ def test_syncing_a_hand_made_provider_of_ones_own_proves_it(bound_console, phone
     result = bound_console.call("GET", f"/v1/provider-sync-codes/{code['id']}").json["result"]
     assert {p["sp_mchid"]: p["outcome"] for p in result["providers"]}[provider.sp_mchid] == "unchanged"
     assert bound_console.call("GET", f"/v1/providers/{provider.sp_mchid}").json["claim"]["proven"] is True
+
+
+def test_the_wechat_that_last_proved_a_provider_is_asked_first_and_a_removed_one_no_longer_counts(
+        bound_console, phone, sandbox, wire):
+    from chalicelib import maidan_admins
+    second = bound_console.call("POST", "/v1/wechat-binding-codes").json
+    assert phone("admin-02").open(second["url"]).confirm().page_id == "binding-done"
+    account_id = bound_console.call("GET", "/v1/me").json["id"]
+    held_by_admin_02 = sandbox.providers_of("admin-02")[0].sp_mchid
+
+    def lookups_to_prove() -> tuple[bool, int]:
+        before = len(wire.requests)
+        proved = maidan_admins.account_administers(account_id, held_by_admin_02)
+        return proved, sum(1 for r in wire.requests[before:] if r.url.path.endswith("/assistant/admin-lookups"))
+
+    assert lookups_to_prove()[0] is True
+    assert lookups_to_prove() == (True, 1)
+    openid = sandbox.users["admin-02"].openid(sandbox.config.wechat_app_id)
+    assert bound_console.call("DELETE", f"/v1/wechat-bindings/{openid}").status == 200
+    assert lookups_to_prove() == (False, 1)
