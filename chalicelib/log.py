@@ -28,14 +28,37 @@ SECRET_PARAMETERS = ("secret", "appsecret", "app_secret", "access_token", "refre
                      "app_refresh_token", "auth_code", "code", "sign", "signature", "password", "token",
                      "api_v3_key", "private_key", "private_key_pem", "auth_key", "api_key", "plaintext")
 REDACTED = "[REDACTED]"
+_SECRET_NAME = (r"(?<![A-Za-z0-9])(?:[A-Za-z0-9]+_)*(?:" +
+                "|".join(sorted(SECRET_PARAMETERS, key=len, reverse=True)) + r")(?![A-Za-z0-9])")
 _SECRET_VALUE = re.compile(
-    r"(?i)(?<![A-Za-z0-9_])(?P<name>" + "|".join(sorted(SECRET_PARAMETERS, key=len, reverse=True)) +
-    r")(?P<separator>\\?[\"']?\s*[:=]\s*\\?[\"']?)(?P<value>[^&\s\"'\\,;}]+)")
+    r"(?i)(?P<name>" + _SECRET_NAME + r")(?P<separator>\\?[\"']?\s*[:=]\s*)"
+    r"(?P<value>\\\".*?\\\"|\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'|[^&\s\"'\\,;}]+)")
+"""`name=value`, `"name": "value"` (to its closing quote, escapes and spaces included, also
+inside JSON that is itself a string), with any prefix joined by `_` (`wechat_app_secret`)."""
+_BEARER = re.compile(r"(?i)\b(bearer\s+)[^\s\"',;]+")
+_IS_SECRET_NAME = re.compile(r"(?i)^(?:[A-Za-z0-9]+_)*(?:" + "|".join(
+    sorted(set(SECRET_PARAMETERS) - {"code"}, key=len, reverse=True)) + ")$")
+"""A log field or dict key that holds a secret. `code` only counts as `code=…` in a URL (an
+OAuth code): as a field it is an error code, kept for the reader."""
 _RECORD_ATTRIBUTES = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 
 def redact(text: str) -> str:
-    return _SECRET_VALUE.sub(lambda found: f"{found['name']}{found['separator']}{REDACTED}", text)
+    text = _SECRET_VALUE.sub(lambda found: f"{found['name']}{found['separator']}{REDACTED}", text)
+    return _BEARER.sub(lambda found: f"{found[1]}{REDACTED}", text)
+
+
+def redact_value(value):
+    """A log field of any shape: strings redacted, dict entries under a secret's name replaced,
+    lists and dicts walked."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: REDACTED if isinstance(key, str) and _IS_SECRET_NAME.match(key) else redact_value(item)
+                for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_value(item) for item in value]
+    return value
 
 
 class RedactSecrets(logging.Filter):
@@ -46,8 +69,8 @@ class RedactSecrets(logging.Filter):
         if redact(message) != message:
             record.msg, record.args = redact(message), None
         for name, value in list(vars(record).items()):
-            if name not in _RECORD_ATTRIBUTES and isinstance(value, str):
-                setattr(record, name, redact(value))
+            if name not in _RECORD_ATTRIBUTES:
+                setattr(record, name, REDACTED if _IS_SECRET_NAME.match(name) else redact_value(value))
         if record.exc_info and record.exc_info[0] is not None:
             trace = logging.Formatter().formatException(record.exc_info)
             if redact(trace) != trace:

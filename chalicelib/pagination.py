@@ -105,6 +105,14 @@ def page_of(results: Iterable, list_name: str) -> Page:
     return Page(items, seal(list_name, last_key) if last_key else None)
 
 
+def _query_scope(list_name: str, source, hash_key: str, range_key_condition) -> str:
+    """The list name a cursor is sealed under, narrowed to the query it continues: the index,
+    its key and the key condition. A start key from another filter of the same list would be
+    refused by DynamoDB ("outside query boundaries"); sealed so, it is a 400 on `cursor`."""
+    index = getattr(getattr(source, "Meta", None), "index_name", None) or "table"
+    return f"{list_name}|{index}|{hash_key}|{range_key_condition}"
+
+
 def query_page(source, hash_key: str, list_name: str, limit: int, cursor: str | None, *,
                range_key_condition=None, filter_condition=None, newest_first: bool = False) -> Page:
     """One page of a key (or index) condition query that reads a bounded number of items.
@@ -118,6 +126,7 @@ def query_page(source, hash_key: str, list_name: str, limit: int, cursor: str | 
     """
     budget = limit * (FILTERED_READ_FACTOR if filter_condition is not None else 1)
     model = getattr(source, "_model", source)
+    list_name = _query_scope(list_name, source, hash_key, range_key_condition)
     results = source.query(hash_key, range_key_condition=range_key_condition, filter_condition=filter_condition,
                            scan_index_forward=not newest_first, page_size=limit,
                            last_evaluated_key=decode_cursor(cursor, list_name))

@@ -122,10 +122,11 @@ def detach(owner_account_id: str, sp_mchid: str, member: str) -> None:
 
 def list_for_provider(owner_account_id: str, sp_mchid: str, limit: int, cursor: str | None) -> pagination.Page:
     providers.get(owner_account_id, sp_mchid)
-    start = pagination.decode_cursor(cursor, LIST)
+    one_provider_list = f"{LIST}|{sp_mchid}"  # a cursor continues only this provider's list
+    start = pagination.decode_cursor(cursor, one_provider_list)
     results = SubServiceProvider.by_provider.query(_provider_key(owner_account_id, sp_mchid), limit=limit,
                                                    last_evaluated_key=start)
-    return pagination.page_of(results, LIST)
+    return pagination.page_of(results, one_provider_list)
 
 
 def view(record: SubServiceProvider) -> dict:

@@ -32,7 +32,8 @@ _HEADER_PREFIX = "gatewayresponse.header."
 
 @dataclass(frozen=True)
 class GatewayResponse:
-    status: int
+    status: int | None
+    """None: API Gateway keeps the status of the refusal (the DEFAULT_4XX/5XX responses)."""
     headers: dict[str, str]
     body: str
 
@@ -48,7 +49,8 @@ def gateway_responses(template: dict) -> dict[str, GatewayResponse]:
                    for name, value in properties.get("ResponseParameters", {}).items()
                    if name.startswith(_HEADER_PREFIX)}
         responses[properties["ResponseType"]] = GatewayResponse(
-            int(properties["StatusCode"]), headers, properties["ResponseTemplates"]["application/json"])
+            int(properties["StatusCode"]) if "StatusCode" in properties else None, headers,
+            properties["ResponseTemplates"]["application/json"])
     return responses
 
 
@@ -75,7 +77,7 @@ def handler_class(responses: dict[str, GatewayResponse]) -> type[ChaliceRequestH
             if answer is None:
                 super()._send_error_response(error)
                 return
-            self._send_http_response(answer.status, {**error.headers, **answer.headers}, answer.body)
+            self._send_http_response(answer.status or error.CODE, {**error.headers, **answer.headers}, answer.body)
 
     return GatewayResponsesHandler
 

@@ -130,3 +130,13 @@ def test_the_local_gateway_answers_a_missing_header_exactly_as_the_function_and_
 
     assert local.status == refused.value.status
     assert json.loads(local.body) == refused.value.body()
+
+
+def test_an_unknown_path_is_refused_by_the_gateway_in_the_error_shape_with_the_security_headers(local_api):
+    refused = local_api.get("/v1/no-such-thing")
+
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "gateway_refused"
+    assert refused.headers["x-content-type-options"] == "nosniff" and refused.headers["x-frame-options"] == "DENY"
+    missing = local_api.get("/v1/me")
+    assert missing.headers["x-content-type-options"] == "nosniff" and missing.headers["x-frame-options"] == "DENY"

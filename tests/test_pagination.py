@@ -45,3 +45,15 @@ def test_a_cursor_of_another_list_or_altered_is_refused(bound_console):
     for path in (f"/v1/jobs?cursor={cursor}", f"/v1/sub-merchants?cursor={altered}", "/v1/sub-merchants?cursor=%E4%B8%AD"):
         answer = owner.call("GET", path)
         assert answer.status == 400 and answer.json["error"]["param"] == "cursor", path
+
+
+def test_a_cursor_continues_only_the_filter_that_made_it(bound_console):
+    owner = _owner_with_merchants(bound_console)
+    by_name = owner.call("GET", "/v1/sub-merchants?limit=1&name=面馆").json["next_cursor"]
+    whole = owner.call("GET", "/v1/sub-merchants?limit=1").json["next_cursor"]
+
+    for path in (f"/v1/sub-merchants?limit=1&cursor={by_name}", f"/v1/sub-merchants?limit=1&channel=maidan&cursor={whole}",
+                 f"/v1/sub-merchants?limit=1&name=面&cursor={by_name}"):
+        answer = owner.call("GET", path)
+        assert answer.status == 400 and answer.json["error"]["param"] == "cursor", path
+    assert owner.call("GET", f"/v1/sub-merchants?limit=1&name=面馆&cursor={by_name}").status == 200

@@ -137,3 +137,25 @@ def test_the_app_keeps_library_request_logs_below_what_it_prints():
 
     for name in ("httpx", "httpcore", "botocore", "urllib3"):
         assert logging.getLogger(name).getEffectiveLevel() >= logging.WARNING, name
+
+
+@pytest.mark.parametrize("line, secret", [
+    ('{"secret": "abc def"}', "abc def"),
+    ('"private_key_pem": "-----BEGIN PRIVATE KEY-----\\nMIIEvQIBADAN\\n-----END PRIVATE KEY-----", "x": 1',
+     "MIIEvQIBADAN"),
+    ('"password": "a,b"', ",b"),
+    ("wechat_app_secret=xyz123&next=1", "xyz123"),
+    ("client_secret: zzz999", "zzz999"),
+    ("Authorization: Bearer cps_abc.def", "cps_abc.def"),
+    ('{\\"api_v3_key\\": \\"with space\\"}', "with space"),
+])
+def test_a_secret_is_redacted_to_its_end_whatever_its_quoting_or_prefix(line, secret):
+    from chalicelib.log import redact
+    assert secret not in redact(line)
+
+
+def test_secrets_in_structured_log_fields_are_redacted_and_error_codes_are_kept():
+    from chalicelib.log import REDACTED, redact_value
+    fields = {"code": "not_found", "api_v3_key": "k3y", "nested": [{"token": "t0k"}, "password=p4ss"], "pages": 3}
+    assert redact_value(fields) == {"code": "not_found", "api_v3_key": REDACTED,
+                                    "nested": [{"token": REDACTED}, f"password={REDACTED}"], "pages": 3}

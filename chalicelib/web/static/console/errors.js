@@ -18,6 +18,7 @@ export const ERROR_TEXT = {
   conflict: "操作与当前状态冲突，请刷新后重试",
   upstream_error: "上游系统（微信、买单或支付宝）暂时没有正常响应，请稍后重试",
   internal_error: "服务出现了问题，请稍后重试",
+  gateway_refused: "请求未被受理（地址不存在、内容过大或请求过于频繁），请稍后重试",
   // sessions (C1)
   missing_token: "请先登录",
   invalid_token: "登录状态无效，请重新登录",
