@@ -266,6 +266,15 @@ RESEND_AFTER_SECONDS = 60
 worker died comes back later than this."""
 
 
+def note_failed_attempt(record: Callable[[str], None], exc: Exception, **where) -> None:
+    """Note a page's failed attempt with `record` (best effort: the page's own failure is what
+    is raised), so the scheduled check sees that its message is still being retried."""
+    try:
+        record(f"{type(exc).__name__}: {exc}")
+    except Exception as noting:
+        logger.warning("could not note a failed page attempt", extra={**where, "error": str(noting)[:300]})
+
+
 def next_message_lost(page_no: int, next_page: int, sent_page: int | None, moved_at: int | None,
                       receive_count: int) -> bool:
     """Whether the message of the page just committed, seen again, must send the next page's

@@ -128,7 +128,7 @@ def handle_page(body: dict, sent_at: float, receive_count: int = 1) -> str:
     except jobs.PageFailed:
         raise
     except Exception as exc:
-        _note_failed_attempt(job, page_no, exc)
+        jobs.note_failed_attempt(lambda error: _record_error(job, page_no, error), exc, job_id=job.job_id)
         raise
 
 
@@ -171,16 +171,6 @@ def _mark_sent(job: Job, page_no: int) -> None:
     except UpdateError as exc:
         if not condition_failed(exc):
             raise
-
-
-def _note_failed_attempt(job: Job, page_no: int, exc: Exception) -> None:
-    """Note a page's failed attempt (best effort: the page's own failure is what is raised),
-    so the scheduled check sees that its message is still being retried."""
-    try:
-        _record_error(job, page_no, f"{type(exc).__name__}: {exc}")
-    except Exception as noting:
-        logger.warning("could not note a failed page attempt", extra={"job_id": job.job_id,
-                                                                      "error": str(noting)[:300]})
 
 
 def _commit(job: Job, page_no: int, model, items: list, total: int, phase: str, cursor, finished: bool) -> bool:
@@ -228,15 +218,20 @@ def _hand_over(job: Job) -> None:
     following = jobs.load(job.account_id, current.reattribution_jobs[0])
     if following is None or following.status != jobs.QUEUED:
         return
-    queues.send(_queue_url(), [_message(following)])
+    _start_queued(following)
+    logger.info("re-attribution started after the previous one", extra={"job_id": following.job_id})
+
+
+def _start_queued(job: Job) -> None:
+    """Send a queued job's first message, then mark it RUNNING (if it still is QUEUED)."""
+    queues.send(_queue_url(), [_message(job)])
     try:
         at = now()
-        following.update(actions=[Job.status.set(jobs.RUNNING), Job.started_at.set(at), Job.progressed_at.set(at)],
-                         condition=Job.status == jobs.QUEUED)
+        job.update(actions=[Job.status.set(jobs.RUNNING), Job.started_at.set(at), Job.progressed_at.set(at)],
+                   condition=Job.status == jobs.QUEUED)
     except UpdateError as exc:
         if not condition_failed(exc):
             raise
-    logger.info("re-attribution started after the previous one", extra={"job_id": following.job_id})
 
 
 def handle_dead_letter(body: dict, sent_at: float, receive_count: int = 1) -> str:
@@ -307,14 +302,7 @@ def _start_if_due(job: Job) -> str:
     merchant = SubMerchant.get(job.account_id, job.merchant_id, consistent_read=True)
     head = (merchant.reattribution_jobs or [None])[0]
     if head == job.job_id:
-        queues.send(_queue_url(), [_message(job)])
-        try:
-            at = now()
-            job.update(actions=[Job.status.set(jobs.RUNNING), Job.started_at.set(at), Job.progressed_at.set(at)],
-                       condition=Job.status == jobs.QUEUED)
-        except UpdateError as exc:
-            if not condition_failed(exc):
-                raise
+        _start_queued(job)
         return "started"
     previous = jobs.load(job.account_id, head) if head else None
     if previous is not None and previous.status == jobs.COMPLETED:

@@ -375,7 +375,8 @@ def handle_page(body: dict, sent_at: float, receive_count: int = 1) -> str:
     except queues.RetryLater:
         raise
     except Exception as exc:
-        _note_failed_attempt(step, page_no, exc)
+        jobs.note_failed_attempt(lambda error: _record_attempt(step, page_no, error), exc,
+                                 job_id=step.job_id, sp_mchid=step.step)
         raise
     if not committed:
         return "duplicate"
@@ -401,15 +402,6 @@ def _mark_sent(step: JobStep, page_no: int) -> None:
         if not condition_failed(exc):
             raise
 
-
-def _note_failed_attempt(step: JobStep, page_no: int, exc: Exception) -> None:
-    """Note a page's failed attempt (best effort: the page's own failure is what is raised),
-    so the scheduled check sees that its message is still being retried."""
-    try:
-        _record_attempt(step, page_no, f"{type(exc).__name__}: {exc}")
-    except Exception as noting:
-        logger.warning("could not note a failed page attempt", extra={"job_id": step.job_id, "sp_mchid": step.step,
-                                                                      "error": str(noting)[:300]})
 
 
 def _commit_page(job: Job, step: JobStep, page_no: int, page: maidan.SubMerchantPage, counts: dict,

@@ -76,3 +76,16 @@ def fail_once(monkeypatch, module, name: str, failure: type, when=lambda *args, 
 
     monkeypatch.setattr(module, name, failing_once)
     return failed
+
+
+def heal_stalled_jobs_again_and_again(app, times: int) -> list[dict]:
+    """Run the scheduled check `times` times, each once a stall later than the one before,
+    handing what it sends to the app's handlers in between; its outcomes in order."""
+    from chalicelib import job_detail, jobs
+    from chalicelib.models.base import now
+    at, outcomes = now(), []
+    for _ in range(times):
+        at += jobs.STALLED_AFTER_SECONDS + 1
+        outcomes.append(job_detail.heal_stalled_jobs(at=at))
+        drain(app)
+    return outcomes

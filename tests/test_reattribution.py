@@ -8,7 +8,7 @@ from chalicelib.models.base import now
 from chalicelib.models.jobs import Job
 from chalicelib.models.orders import Order, Refund
 from chalicelib.models.sub_service_providers import SubServiceProvider
-from tests.queues import Throttled, WorkerKilled, drain, fail_once, make_messages_return_at_once
+from tests.queues import Throttled, WorkerKilled, drain, fail_once, heal_stalled_jobs_again_and_again, make_messages_return_at_once
 
 SP_MCHID = "1900000109"
 PAGE_SIZE = 20
@@ -335,11 +335,7 @@ def test_a_page_whose_resent_messages_are_lost_too_fails_the_job_which_resumes_o
     job = _change(owner, merchant["id"], second)["reattribution_job"]
     drain(app)
 
-    at, outcomes = now(), []
-    for _ in range(jobs.HEALS_BEFORE_FAILING + 1):
-        at += jobs.STALLED_AFTER_SECONDS + 1
-        outcomes.append(job_detail.heal_stalled_jobs(at=at))
-        drain(app)
+    outcomes = heal_stalled_jobs_again_and_again(app, jobs.HEALS_BEFORE_FAILING + 1)
 
     assert len(lost) == 1 + jobs.HEALS_BEFORE_FAILING
     assert outcomes == [{"examined": 1, "resent": 1}] * jobs.HEALS_BEFORE_FAILING + [{"examined": 1, "failed": 1}]

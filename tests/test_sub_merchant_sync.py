@@ -14,7 +14,7 @@ from chalicelib.models.jobs import JobStep
 from chalicelib.models.sub_merchants import SubMerchant
 from sandbox.world import SandboxConfig
 from tests import environment
-from tests.queues import Throttled, WorkerKilled, drain, fail_once, make_messages_return_at_once, waiting
+from tests.queues import Throttled, WorkerKilled, drain, fail_once, heal_stalled_jobs_again_and_again, make_messages_return_at_once, waiting
 
 PROVIDERS = 5
 SUB_MERCHANTS = 1200
@@ -451,11 +451,7 @@ def test_a_page_whose_resent_messages_are_lost_too_is_failed_by_the_check_and_th
     started = _start(owner)
     drain(app)
 
-    at, outcomes = now(), []
-    for _ in range(jobs.HEALS_BEFORE_FAILING + 1):
-        at += jobs.STALLED_AFTER_SECONDS + 1
-        outcomes.append(job_detail.heal_stalled_jobs(at=at))
-        drain(app)
+    outcomes = heal_stalled_jobs_again_and_again(app, jobs.HEALS_BEFORE_FAILING + 1)
 
     assert len(lost) == 1 + jobs.HEALS_BEFORE_FAILING
     assert outcomes == [{"examined": 1, "resent": 1}] * jobs.HEALS_BEFORE_FAILING + [{"examined": 1, "ended": 1}]
