@@ -21,6 +21,8 @@ from chalicelib import alipay_authorization, h5_alipay_authorization
 from chalicelib.errors import (ApiError, InternalError, InvalidField, MethodNotAllowed, NotFound, Unauthenticated,
                                UnsupportedMediaType, WechatBindingRequired)
 from chalicelib.log import logger
+from chalicelib.onecode import admins as onecode_admins, console_views as onecode_console
+from chalicelib.onecode import code_images, merchant_pages, store_pages
 from chalicelib.web import console_module, render, security as web_security, static_asset, static_text
 
 app = Chalice(app_name="cloudpay", configure_logs=False)
@@ -318,14 +320,14 @@ def refresh_wechat_binding_code(caller, code_id):
 
 @console("/v1/qr-codes/{code_id}/image.png", gated=False)
 def qr_code_png(caller, code_id):
-    code = qrcodes.own(caller.account_id, code_id)
+    code = onecode_console.readable_code(caller.account_id, code_id)
     return Response(body=qr.png(qrcodes.url_for(code.code_id)),
                     headers={"Content-Type": "image/png", "Cache-Control": "private, max-age=300"})
 
 
 @console("/v1/qr-codes/{code_id}/image.svg", gated=False)
 def qr_code_svg(caller, code_id):
-    code = qrcodes.own(caller.account_id, code_id)
+    code = onecode_console.readable_code(caller.account_id, code_id)
     return Response(body=qr.svg(qrcodes.url_for(code.code_id)),
                     headers={"Content-Type": "image/svg+xml", "Cache-Control": "private, max-age=300"})
 
@@ -461,6 +463,41 @@ def clear_alipay_authorization(caller, merchant_id):
     return 200, alipay_authorization.authorization_view(merchant)
 
 
+# --- C5.7 one-code setup in the console ------------------------------------------------------
+
+@console("/v1/sub-merchants/{merchant_id}/setup-codes")
+def get_setup_codes(caller, merchant_id):
+    """The merchant's admin activation code and management code (owner only). They are issued
+    the first time this is asked, never at sync: a sync of 20,000 merchants writes no code."""
+    return 200, onecode_admins.setup_codes(caller.account_id, merchant_id)
+
+
+@console("/v1/sub-merchants/{merchant_id}/setup-codes/admin-activation", methods=("POST",))
+def reissue_admin_activation_code(caller, merchant_id):
+    return 201, onecode_admins.reissue_admin_activation(caller.account_id, merchant_id)
+
+
+@console("/v1/sub-merchants/{merchant_id}/setup-codes/management", methods=("POST",))
+def reissue_management_code(caller, merchant_id):
+    return 201, onecode_admins.reissue_management(caller.account_id, merchant_id)
+
+
+@console("/v1/sub-merchants/{merchant_id}/admins")
+def list_merchant_admins(caller, merchant_id):
+    return 200, onecode_console.admin_list(caller.account_id, merchant_id)
+
+
+@console("/v1/sub-merchants/{merchant_id}/stores")
+def list_merchant_stores(caller, merchant_id):
+    limit, cursor = _page_query()
+    return 200, onecode_console.store_page(caller.account_id, merchant_id, limit, cursor)
+
+
+@console("/v1/stores/{store_id}")
+def get_store(caller, store_id):
+    return 200, onecode_console.store_detail(caller.account_id, store_id)
+
+
 @app.route(alipay_authorization.CALLBACK_PATH)
 def h5_alipay_authorization_callback():
     return _h5(lambda: h5_alipay_authorization.callback_page(app.current_request.query_params or {}))
@@ -558,7 +595,7 @@ def _form() -> dict:
 
 @app.route("/h5/q/{code_id}")
 def h5_scan(code_id):
-    return _h5(lambda: h5.scan(code_id, _cookie()))
+    return _h5(lambda: h5.scan(code_id, _cookie(), app.current_request.headers.get("user-agent")))
 
 
 @app.route("/h5/q/{code_id}/confirm", methods=["POST"], content_types=["application/x-www-form-urlencoded"])
@@ -569,6 +606,59 @@ def h5_confirm(code_id):
 @app.route(h5.OAUTH_CALLBACK_PATH)
 def h5_wechat_oauth_callback():
     return _h5(lambda: h5.oauth_callback(app.current_request.query_params or {}, _cookie()))
+
+
+# --- H3-H6 one-code setup pages ------------------------------------------------------------------
+
+@app.route("/h5/merchants/{merchant_id}")
+def h5_merchant(merchant_id):
+    return _h5(lambda: merchant_pages.merchant_page(merchant_id, _cookie(), app.current_request.query_params or {}))
+
+
+@app.route("/h5/merchants/{merchant_id}/new-store")
+def h5_merchant_new_store(merchant_id):
+    return _h5(lambda: merchant_pages.new_store_page(merchant_id, _cookie()))
+
+
+@app.route("/h5/merchants/{merchant_id}/{action}", methods=["POST"],
+           content_types=["application/x-www-form-urlencoded"])
+def h5_merchant_action(merchant_id, action):
+    return _h5(lambda: merchant_pages.merchant_action(merchant_id, action, _cookie(), _form()))
+
+
+@app.route("/h5/me")
+def h5_me():
+    return _h5(lambda: merchant_pages.me_page(_cookie(), app.current_request.query_params or {}))
+
+
+@app.route("/h5/codes/{code_id}/image.png")
+def h5_code_png(code_id):
+    return _h5(lambda: code_images.image(code_id, _cookie(), "png"))
+
+
+@app.route("/h5/codes/{code_id}/image.svg")
+def h5_code_svg(code_id):
+    return _h5(lambda: code_images.image(code_id, _cookie(), "svg"))
+
+
+@app.route("/h5/stores/{store_id}")
+def h5_store(store_id):
+    return _h5(lambda: store_pages.store_page(store_id, _cookie(), app.current_request.query_params or {}))
+
+
+@app.route("/h5/stores/{store_id}/my-code")
+def h5_store_my_code(store_id):
+    return _h5(lambda: store_pages.my_code_page(store_id, _cookie()))
+
+
+@app.route("/h5/stores/{store_id}/poster")
+def h5_store_poster(store_id):
+    return _h5(lambda: store_pages.poster_page(store_id, _cookie(), app.current_request.query_params or {}))
+
+
+@app.route("/h5/stores/{store_id}/{action}", methods=["POST"], content_types=["application/x-www-form-urlencoded"])
+def h5_store_action(store_id, action):
+    return _h5(lambda: store_pages.store_action(store_id, action, _cookie(), _form()))
 
 
 # --- C8 console page ---------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Print the figures of the binding flow and of cold start (`python -m bench lists`: only
-the list figures of bench/lists.py, without the long sync bench).
+the list figures of bench/lists.py, without the long sync bench; `python -m bench onecode`:
+only the one-code setup's scans and page sizes, bench/onecode.py).
 
 - AWS (DynamoDB) calls per request of the binding flow, by operation, and upstream calls;
 - the import time of app.py as a ratio to a bare Chalice app's (median of fresh processes).
@@ -90,16 +91,21 @@ def main() -> None:
     print(f"Import time (median of 7 fresh processes): bare Chalice app {bare * 1000:.1f} ms, "
           f"app.py {ours * 1000:.1f} ms, ratio {ours / bare:.2f}")
     print()
-    from bench import jobs, lists, upstreams
+    from bench import jobs, lists, onecode, upstreams
     upstreams.report()
     jobs.report()
     print()
     lists.report()
+    print()
+    onecode.report()
 
 
 if __name__ == "__main__":
     if sys.argv[1:] == ["lists"]:
         from bench import lists
         lists.report()
+    elif sys.argv[1:] == ["onecode"]:
+        from bench import onecode
+        onecode.report()
     else:
         main()

@@ -140,9 +140,26 @@ def _guarded(action) -> PageResponse:
         return upstream_page("微信买单")
 
 
+def confirm_token(code_id: str, openid: str) -> str:
+    """The hidden `csrf` field of a confirm page: this code, confirmed by this WeChat."""
+    return signed_tokens.sign(_CONFIRM_PURPOSE, {"c": code_id, "o": openid}, ttl_seconds=600)
+
+
+def confirm_token_matches(code_id: str, openid: str, form: dict) -> bool:
+    try:
+        token = signed_tokens.verify(_CONFIRM_PURPOSE, form.get("csrf", ""))
+    except signed_tokens.BadToken:
+        return False
+    return token.get("c") == code_id and token.get("o") == openid
+
+
+def confirm_stale_page() -> PageResponse:
+    return _page(403, "confirm-stale", "页面已过期", "确认页面已过期或不是由您打开的，请重新扫码。")
+
+
 def _confirm_page(code, identity: WechatIdentity, lookup, **text) -> PageResponse:
     account = Account.get(code.account_id)
-    csrf = signed_tokens.sign(_CONFIRM_PURPOSE, {"c": code.code_id, "o": identity.openid}, ttl_seconds=600)
+    csrf = confirm_token(code.code_id, identity.openid)
     html = render("confirm.html", code_id=code.code_id, csrf=csrf, providers=lookup.providers,
                   **{key: value.format(account=account.display_name, target=code.target) for key, value in text.items()})
     return PageResponse(200, html, {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"})
@@ -192,15 +209,19 @@ _CONFIRM_PAGES = {binding.KIND: _binding_confirm_page, provider_sync.KIND: _sync
 _CONFIRMERS = {binding.KIND: _bind, provider_sync.KIND: _sync, assistant_binding.KIND: _assistant_bind}
 
 
-def scan(code_id: str, cookie: str | None) -> PageResponse:
-    """H1: route a scanned code by its kind; errors in the code come before any sign-in."""
+def scan(code_id: str, cookie: str | None, user_agent: str | None = None) -> PageResponse:
+    """H1: route a scanned code by its kind; errors in the code come before any sign-in.
+    The one-code kinds have their own router (imported on first use: most scans are theirs,
+    but the console's codes need none of it)."""
+    code = qrcodes.find(code_id)
+    page_for = _CONFIRM_PAGES.get(code.kind) if code else None
+    if code is not None and page_for is None:
+        from chalicelib.onecode import router
+        return router.scan(code, cookie, user_agent)
     try:
-        code = qrcodes.usable(code_id)
+        qrcodes.check_usable(code)
     except CodeUnusable as exc:
         return code_error_page(exc.reason)
-    page_for = _CONFIRM_PAGES.get(code.kind)
-    if page_for is None:
-        return code_error_page("unknown")
     identity = _signed_in(code.kind, cookie)
     if identity is None:
         return _login(f"/h5/q/{quote(code_id)}", _scope_for(code.kind))
@@ -211,17 +232,16 @@ def confirm(code_id: str, cookie: str | None, form: dict) -> PageResponse:
     """H2: the admin pressed confirm; the CSRF token ties the form to this code and WeChat."""
     code = qrcodes.find(code_id)
     confirmer = _CONFIRMERS.get(code.kind) if code else None
+    if code is not None and confirmer is None:
+        from chalicelib.onecode import router
+        return router.confirm(code, cookie, form)
     if confirmer is None:
         return code_error_page("unknown")
     identity = _signed_in(code.kind, cookie)
     if identity is None:
         return _login(f"/h5/q/{quote(code_id)}", _scope_for(code.kind))
-    try:
-        token = signed_tokens.verify(_CONFIRM_PURPOSE, form.get("csrf", ""))
-    except signed_tokens.BadToken:
-        token = {}
-    if token.get("c") != code_id or token.get("o") != identity.openid:
-        return _page(403, "confirm-stale", "页面已过期", "确认页面已过期或不是由您打开的，请重新扫码。")
+    if not confirm_token_matches(code_id, identity.openid, form):
+        return confirm_stale_page()
     return _guarded(lambda: confirmer(code_id, identity))
 
 

@@ -17,6 +17,9 @@ from chalicelib.models.base import condition_failed, now
 from chalicelib.models.qrcodes import QrCode
 
 PENDING, SCANNED, USED, EXPIRED, REPLACED = "pending", "scanned", "used", "expired", "replaced"
+ACTIVE, REVOKED = "active", "revoked"
+"""The states of a permanent code (management and collection codes): scanned any number of
+times, never expiring, until it is revoked."""
 LIVE_STATES = (PENDING, SCANNED)
 
 
@@ -36,13 +39,23 @@ def _shard(code_id: str) -> str:
     return f"live#{zlib.crc32(code_id.encode()) % settings.current().qr_expiry_shards}"
 
 
-def issue(kind: str, account_id: str, ttl_seconds: int, target: str | None = None) -> QrCode:
+def new_code(kind: str, account_id: str, ttl_seconds: int | None, target: str | None = None, **where) -> QrCode:
+    """A code not yet saved, for a caller that saves it in a transaction with what it acts on.
+    With a lifetime it is single use and expires (swept by B2, purged later by TTL); without
+    one it is permanent (`ACTIVE`) until revoked. `where`: merchant_id, store_id, member_key."""
     at = now()
     code_id = secrets.token_urlsafe(18)
+    if ttl_seconds is None:
+        return QrCode(code_id=code_id, kind=kind, state=ACTIVE, account_id=account_id, created_at=at,
+                      target=target, **where)
     expires_at = at + ttl_seconds
-    code = QrCode(code_id=code_id, kind=kind, state=PENDING, account_id=account_id, created_at=at,
+    return QrCode(code_id=code_id, kind=kind, state=PENDING, account_id=account_id, created_at=at,
                   expires_at=expires_at, expiry_shard=_shard(code_id), target=target,
-                  purge_at=expires_at + settings.current().qr_purge_after_seconds)
+                  purge_at=expires_at + settings.current().qr_purge_after_seconds, **where)
+
+
+def issue(kind: str, account_id: str, ttl_seconds: int, target: str | None = None) -> QrCode:
+    code = new_code(kind, account_id, ttl_seconds, target)
     code.save(condition=QrCode.code_id.does_not_exist())
     return code
 
@@ -76,7 +89,12 @@ def images(code_id: str) -> dict[str, str]:
 
 def usable(code_id: str, kind: str | None = None) -> QrCode:
     """The code if it can still be scanned and confirmed, else CodeUnusable with the reason."""
-    code = find(code_id)
+    return check_usable(find(code_id), kind)
+
+
+def check_usable(code: QrCode | None, kind: str | None = None) -> QrCode:
+    """`usable` for a code already read: a scan page that needs the kind of an unusable code
+    (to word its error) reads the code once."""
     if code is None or (kind is not None and code.kind != kind):
         raise CodeUnusable("unknown")
     state = effective_state(code)
@@ -84,7 +102,7 @@ def usable(code_id: str, kind: str | None = None) -> QrCode:
         raise CodeUnusable("expired")
     if state == USED:
         raise CodeUnusable("used")
-    if state not in LIVE_STATES:
+    if state not in (*LIVE_STATES, ACTIVE):
         raise CodeUnusable("revoked")
     return code
 

@@ -41,6 +41,11 @@ class Settings:
     job_steps_table: str
     orders_table: str
     refunds_table: str
+    merchant_admins_table: str
+    stores_table: str
+    staff_table: str
+    devices_table: str
+    shifts_table: str
     # Queues and keys
     sync_queue_url: str
     reattribution_queue_url: str
@@ -61,6 +66,7 @@ class Settings:
     """scrypt's work factor for new hashes (OWASP: 2**17 with r=8, p=1); tests lower it for speed."""
     # QR codes
     binding_code_ttl_seconds: int
+    activation_code_ttl_seconds: int
     qr_expiry_shards: int
     qr_purge_after_seconds: int
     idempotency_ttl_seconds: int
@@ -77,6 +83,9 @@ class Settings:
     upstream_timeout_seconds: float
     upstream_retries: int
     log_level: str
+    frame_ancestors: str
+    """Origins that may frame the pages: empty (none) except on the local stack, whose sandbox
+    phone shows the H5 pages in a phone-sized frame."""
 
     @property
     def cookies_secure(self) -> bool:
@@ -166,6 +175,11 @@ def current() -> Settings:
         job_steps_table=_text("JOB_STEPS_TABLE"),
         orders_table=_text("ORDERS_TABLE"),
         refunds_table=_text("REFUNDS_TABLE"),
+        merchant_admins_table=_text("MERCHANT_ADMINS_TABLE"),
+        stores_table=_text("STORES_TABLE"),
+        staff_table=_text("STAFF_TABLE"),
+        devices_table=_text("DEVICES_TABLE"),
+        shifts_table=_text("SHIFTS_TABLE"),
         sync_queue_url=_text("SYNC_QUEUE_URL", "unset"),
         reattribution_queue_url=_text("REATTRIBUTION_QUEUE_URL", "unset"),
         sync_dead_letter_queue_url=_text("SYNC_DEAD_LETTER_QUEUE_URL", "unset"),
@@ -181,6 +195,7 @@ def current() -> Settings:
         sign_up_window_seconds=_int("SIGN_UP_WINDOW_SECONDS", 3600),
         password_scrypt_n=_power_of_two("PASSWORD_SCRYPT_N", 2**17),
         binding_code_ttl_seconds=_int("BINDING_CODE_TTL_SECONDS", 5 * 60),
+        activation_code_ttl_seconds=_int("ACTIVATION_CODE_TTL_SECONDS", 7 * 86400),
         qr_expiry_shards=_int("QR_EXPIRY_SHARDS", 4),
         qr_purge_after_seconds=_int("QR_PURGE_AFTER_SECONDS", 30 * 86400),
         idempotency_ttl_seconds=_int("IDEMPOTENCY_TTL_SECONDS", 24 * 3600),
@@ -196,4 +211,5 @@ def current() -> Settings:
         upstream_timeout_seconds=float(_int("UPSTREAM_TIMEOUT_MS", 5000)) / 1000.0,
         upstream_retries=_int("UPSTREAM_RETRIES", 2),
         log_level=_text("LOG_LEVEL", "INFO"),
+        frame_ancestors=os.environ.get("FRAME_ANCESTORS", ""),
     )

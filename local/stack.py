@@ -217,7 +217,8 @@ def _start(ports: Ports, stop: SignalledStop, running: contextlib.ExitStack) -> 
     _start_moto(ports.moto, running)
     app_environment = infra.create_stack(boto3.Session(region_name=REGION), STACK_NAME, stack_parameters(ports),
                                          platform_secrets())
-    os.environ.update({**app_environment, "CLOUDPAY_STAGE": STAGE})
+    # The sandbox phone shows the H5 pages in a phone-sized frame; nowhere else may frame them.
+    os.environ.update({**app_environment, "CLOUDPAY_STAGE": STAGE, "FRAME_ANCESTORS": f"http://{HOST}:{ports.sandbox}"})
     log.info("created stack %s from infra/template.yaml", STACK_NAME)
 
     sandbox = Child("sandbox", [sys.executable, "-m", "sandbox", "--host", HOST, "--port", str(ports.sandbox)],

@@ -49,7 +49,9 @@ def expected_env() -> dict[str, str]:
              "QrCodesTable": "qr-codes", "IdempotencyTable": "idempotency",
              "ProvidersTable": "providers", "AuditLogTable": "audit-log",
              "SubServiceProvidersTable": "sub-service-providers", "SubMerchantsTable": "sub-merchants",
-             "JobsTable": "jobs", "JobStepsTable": "job-steps", "OrdersTable": "orders", "RefundsTable": "refunds"}
+             "JobsTable": "jobs", "JobStepsTable": "job-steps", "OrdersTable": "orders", "RefundsTable": "refunds",
+             "MerchantAdminsTable": "merchant-admins", "StoresTable": "stores", "StaffTable": "staff",
+             "DevicesTable": "devices", "ShiftsTable": "shifts"}
     env = {}
     for variable, node in infra.template_env().items():
         if "Ref" in node and node["Ref"] in PARAMETERS:

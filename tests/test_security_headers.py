@@ -24,6 +24,25 @@ def _html_pages(client, phone) -> dict:
              "/h5/alipay/app-auth": client.http.get("/h5/alipay/app-auth?app_auth_code=x&state=y")}
     headers = {route: _headers(raw) for route, raw in pages.items()}
     headers["/h5/q/{code_id} after WeChat OAuth"] = {name.lower(): value for name, value in signed_in.last[2].items()}
+    merchant_pages = {"/h5/merchants/{merchant_id}": ("GET", "/h5/merchants/m_none"),
+                      "/h5/merchants/{merchant_id}/new-store": ("GET", "/h5/merchants/m_none/new-store"),
+                      "/h5/merchants/{merchant_id}/{action}": ("POST", "/h5/merchants/m_none/admins"),
+                      "/h5/me": ("GET", "/h5/me"),
+                      "/h5/codes/{code_id}/image.png": ("GET", "/h5/codes/no-such-code/image.png"),
+                      "/h5/codes/{code_id}/image.svg": ("GET", "/h5/codes/no-such-code/image.svg")}
+    guest = phone("guest-01")
+    for route, (method, path) in merchant_pages.items():
+        opened = guest.open(path, method=method, form={"csrf": "x"} if method == "POST" else None)
+        headers[route] = {name.lower(): value for name, value in opened.last[2].items()}
+    store_pages = {"/h5/stores/{store_id}": ("GET", "/h5/stores/s_none"),
+                   "/h5/stores/{store_id}/my-code": ("GET", "/h5/stores/s_none/my-code"),
+                   "/h5/stores/{store_id}/poster": ("GET", "/h5/stores/s_none/poster"),
+                   "/h5/stores/{store_id}/{action}": ("POST", "/h5/stores/s_none/clock-in")}
+    stranger = phone("guest-01")
+    for route, (method, path) in store_pages.items():
+        opened = stranger.open(path, method=method, form={"csrf": "x"} if method == "POST" else None)
+        assert opened.page_id == "no-role-here", route
+        headers[route] = {name.lower(): value for name, value in opened.last[2].items()}
     return headers
 
 
@@ -74,3 +93,12 @@ def test_https_deployments_pin_https(client, monkeypatch, base_url, pinned):
     assert ("strict-transport-security" in headers) is pinned
     if pinned:
         assert headers["strict-transport-security"] == "max-age=31536000"
+
+
+def test_on_the_local_stack_only_the_sandbox_phone_may_frame_the_pages(client, monkeypatch):
+    monkeypatch.setenv("FRAME_ANCESTORS", "http://127.0.0.1:8790")
+
+    page = _headers(client.http.get("/h5/q/no-such-code"))
+
+    assert "frame-ancestors http://127.0.0.1:8790;" in page["content-security-policy"]
+    assert "x-frame-options" not in page

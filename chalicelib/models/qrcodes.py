@@ -41,6 +41,11 @@ class QrCode(Model):
     replaced_by = UnicodeAttribute(null=True)
     target = UnicodeAttribute(null=True)  # what the code acts on, e.g. a provider's sp_mchid
     result = MapAttribute(null=True)  # what confirming it did, for the console to show
+    merchant_id = UnicodeAttribute(null=True)
+    store_id = UnicodeAttribute(null=True)
+    """One-code setup codes carry where they act, so a scan needs no second look-up to find it."""
+    member_key = UnicodeAttribute(null=True)
+    """Activation codes: the invite they activate. Clerk collection codes: the clerk's staff id."""
     purge_at = NumberAttribute(null=True)  # DynamoDB TTL: deleted some time after
 
     live_by_expiry = LiveCodesByExpiry()

@@ -29,7 +29,8 @@ def static_text(name: str) -> str:
     return (_HERE / "static" / name).read_text(encoding="utf-8")
 
 
-ASSETS = {"console.css": "text/css; charset=utf-8", "h5.css": "text/css; charset=utf-8"}
+ASSETS = {"console.css": "text/css; charset=utf-8", "h5.css": "text/css; charset=utf-8",
+          "poster.css": "text/css; charset=utf-8", "poster.js": "text/javascript; charset=utf-8"}
 """The static files the pages load (no inline script or style: the pages' CSP forbids it)."""
 
 

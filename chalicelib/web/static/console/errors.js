@@ -53,6 +53,11 @@ export const ERROR_TEXT = {
   sync_starting: "同步任务正在启动，请稍候",
   sync_race: "同步状态刚刚发生了变化，请重试",
   nothing_to_retry: "没有可以重试的失败页",
+  // 一码付 one-code setup (C5.7, H3-H6)
+  last_admin: "这是该商户最后一位管理员，不能移除",
+  last_refund_admin: "这是该商户最后一位有退款权限的管理员，不能移除或取消其退款权限",
+  device_exists: "该门店已有相同编号的设备",
+  role_required: "您在该商户或门店的角色无权进行此操作",
   // the console itself
   network_error: "网络连接失败，请检查网络后重试",
 };

@@ -1,6 +1,7 @@
 // C5 商户: list with filters (provider, sub-service-provider, channel, name prefix), detail,
 // create and version-guarded edit, key reset (shown once), Alipay authorization, channel
-// switch, change of sub-service-provider (with its re-attribution job), sync from 买单.
+// switch, change of sub-service-provider (with its re-attribution job), sync from 买单;
+// the 一码付 cards (codes, admins, stores) and store pages come from onecode.js.
 import {all, api} from "./api.js";
 import {append, button, card, copy, facts, h, pageHead, time} from "./dom.js";
 import {form} from "./form.js";
@@ -9,6 +10,7 @@ import {allProviders, SOURCE} from "./providers.js";
 import {navigate, replaceQuery} from "./router.js";
 import {asRole, readOnly} from "./state.js";
 import {pagedTable} from "./table.js";
+import {onecodeCards, register as registerOnecode} from "./onecode.js";
 import {confirm, dialog, secretsOnceDialog, statusBadge, toast, toastError} from "./ui.js";
 
 export const section = {id: "merchants", label: "商户", home: "/merchants", roles: ["owner", "sub_service_provider"]};
@@ -259,7 +261,8 @@ async function detailView(ctx) {
     append(ctx.view, pageHead(merchant.name, h("a", {href: "#/merchants", class: "button ghost"}, "返回商户列表")),
       card("基本信息", facts([["名称", merchant.name], ["简称", merchant.short_name], ["服务商商户号", merchant.sp_mchid],
         ["微信支付通道", CHANNEL[merchant.channel] || merchant.channel], ["订单前缀", merchant.order_prefix]]),
-        h("p", {class: "note", text: "您是该商户的子服务商，只能查看。"})));
+        h("p", {class: "note", text: "您是该商户的子服务商，只能查看。"})),
+      onecodeCards(merchant, ctx, {owner: false}));
     return;
   }
   const keys = merchant.keys || {};
@@ -287,6 +290,7 @@ async function detailView(ctx) {
       ["RSA 公钥", keys.public_key_pem ? h("textarea", {readonly: true, rows: 4, class: "mono"}, keys.public_key_pem) : "未生成"]])),
       h("div", {class: "form-actions"}, button("重置密钥", async () => { if (await resetKeys(merchant)) reload(); }, {kind: "danger-ghost", id: "reset-keys"}))),
     alipayCard(merchant, reload),
+    onecodeCards(merchant, ctx, {owner: true}),
     card("相关", h("div", {class: "links"}, h("a", {href: `#/audit?entity=${encodeURIComponent("sub_merchant#" + merchant.id)}`}, "审计日志"))));
   if (lastJob) followJob(lastJob, jobHolder, ctx, null);
 }
@@ -296,4 +300,5 @@ export function register(route) {
   route("/merchants/new", createView, {section: "merchants"});
   route("/sub-merchants/:id", detailView, {section: "merchants"});
   route("/sub-merchants/:id/edit", editView, {section: "merchants"});
+  registerOnecode(route);
 }

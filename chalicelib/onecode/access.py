@@ -1,0 +1,105 @@
+"""Who a WeChat user is where (SPEC §1 tenancy, H3-H6): a merchant admin of one merchant, a
+store manager or clerk of one store, or nobody there.
+
+Every page and action asks here first, with strongly consistent GetItems on the role items
+themselves, so a clerk removed a second ago is refused on the next request. A role that is
+not held answers the same "not found" as an unknown merchant or store: a stranger learns
+nothing from trying ids.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pynamodb.exceptions import DoesNotExist
+
+from chalicelib.errors import Forbidden, NotFound
+from chalicelib.onecode.models import MerchantAdmin, Staff, Store
+
+ADMIN, MANAGER, CLERK = "admin", "manager", "clerk"
+ROLE_NAMES = {ADMIN: "商户管理员", MANAGER: "店长", CLERK: "店员"}
+
+
+class NoRoleHere(NotFound):
+    """The WeChat holds no role in this merchant or store (or it does not exist)."""
+
+    def __init__(self, param: str = "id") -> None:
+        super().__init__("you hold no role here", param=param)
+
+
+class RoleTooLow(Forbidden):
+    """The WeChat holds a role here, but not one that may do this."""
+
+    def __init__(self, needed: str) -> None:
+        super().__init__(f"this needs the {needed} role", code="role_required")
+        self.needed = needed
+
+
+@dataclass(frozen=True)
+class Actor:
+    """A WeChat user acting in one merchant (and, for staff, one store)."""
+
+    openid: str
+    role: str
+    merchant_id: str
+    account_id: str
+    name: str | None
+    store_id: str | None = None
+    staff: Staff | None = None
+    admin: MerchantAdmin | None = None
+
+    @property
+    def label(self) -> str:
+        """Who made a change, for the audit log: role, name and WeChat."""
+        return f"{self.role}:{self.name or ''}:wechat:{self.openid}"
+
+    @property
+    def manages_store(self) -> bool:
+        return self.role in (ADMIN, MANAGER)
+
+
+def _get(model, hash_key: str, range_key: str):
+    try:
+        return model.get(hash_key, range_key, consistent_read=True)
+    except DoesNotExist:
+        return None
+
+
+def admin_record(merchant_id: str, openid: str) -> MerchantAdmin | None:
+    return _get(MerchantAdmin, merchant_id, openid)
+
+
+def staff_record(store_id: str, openid: str) -> Staff | None:
+    return _get(Staff, store_id, openid)
+
+
+def store(store_id: str) -> Store:
+    try:
+        return Store.get(store_id, consistent_read=True)
+    except DoesNotExist:
+        raise NoRoleHere("store_id") from None
+
+
+def as_admin(merchant_id: str, openid: str) -> Actor:
+    admin = admin_record(merchant_id, openid)
+    if admin is None:
+        raise NoRoleHere("merchant_id")
+    return Actor(openid, ADMIN, merchant_id, admin.account_id, admin.name, admin=admin)
+
+
+def in_store(store_id: str, openid: str) -> tuple[Actor, Store]:
+    """The caller's role in a store: its staff record, or else an admin of its merchant."""
+    found = store(store_id)
+    member = staff_record(store_id, openid)
+    if member is not None:
+        return Actor(openid, member.role, found.merchant_id, found.account_id, member.name, store_id,
+                     staff=member), found
+    admin = admin_record(found.merchant_id, openid)
+    if admin is None:
+        raise NoRoleHere("store_id")
+    return Actor(openid, ADMIN, found.merchant_id, found.account_id, admin.name, store_id, admin=admin), found
+
+
+def require(actor: Actor, *roles: str) -> Actor:
+    if actor.role not in roles:
+        raise RoleTooLow(roles[0])
+    return actor
