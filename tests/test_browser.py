@@ -3,6 +3,7 @@ against the whole local stack started by `python -m local`, as a person would us
 """
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -88,21 +89,33 @@ def _phone_page(browser):
     return browser.new_context(user_agent=WECHAT_UA, viewport={"width": 390, "height": 780}, is_mobile=True).new_page()
 
 
-def test_an_admin_confirms_a_provider_sync_on_the_phone(stack):
-    from playwright.sync_api import expect, sync_playwright
-
+def _signed_in_api(stack, credentials: dict) -> httpx.Client:
+    """The console API as a new account, signed in (the gate not yet passed)."""
     api = httpx.Client(base_url=stack["api"], timeout=10)
-    credentials = {"email": "sync-browser@example.com", "password": "correct horse battery"}
     api.post("/v1/accounts", json=credentials)
     token = api.post("/v1/sessions", json=credentials).json()["token"]
     api.headers["Authorization"] = f"Bearer {token}"
+    return api
+
+
+def _bind_admin_01(browser, api: httpx.Client) -> None:
+    """Pass the account's WeChat binding gate: admin-01 scans the binding code on a phone."""
+    from playwright.sync_api import expect
+
+    binder = _phone_page(browser)
+    binder.goto(api.post("/v1/wechat-binding-codes").json()["url"])
+    binder.click('a[data-user="admin-01"]')
+    binder.click("#confirm")
+    expect(binder.locator('[data-page="binding-done"]')).to_be_visible()
+
+
+def test_an_admin_confirms_a_provider_sync_on_the_phone(stack):
+    from playwright.sync_api import expect, sync_playwright
+
+    api = _signed_in_api(stack, {"email": "sync-browser@example.com", "password": "correct horse battery"})
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        binder = _phone_page(browser)
-        binder.goto(api.post("/v1/wechat-binding-codes").json()["url"])
-        binder.click('a[data-user="admin-01"]')
-        binder.click("#confirm")
-        expect(binder.locator('[data-page="binding-done"]')).to_be_visible()
+        _bind_admin_01(browser, api)
 
         code = api.post("/v1/provider-sync-codes").json()
         phone = _phone_page(browser)
@@ -119,3 +132,122 @@ def test_an_admin_confirms_a_provider_sync_on_the_phone(stack):
     status = api.get(f"/v1/provider-sync-codes/{code['id']}").json()
     assert status["state"] == "synced" and status["result"]["created"] == 5
     assert len(api.get("/v1/providers?limit=100").json()["data"]) == 5
+
+
+ALL_IMAGES_SHOWN = "() => [...document.images].every((image) => image.complete && image.naturalWidth > 0)"
+
+
+def _new_wechat_user(browser, sandbox: str, nickname: str):
+    """A phone whose sandbox WeChat is a new user (nobody yet): the sandbox phone's 新建用户."""
+    page = _phone_page(browser)
+    page.goto(f"{sandbox}/phone")
+    page.fill("#nickname", nickname)
+    page.click('form[action="/phone/users"] button')
+    page.wait_for_url(re.compile(r"/phone\?user=user-"))
+    return page
+
+
+def _activation_url(api_base: str, store_page) -> str:
+    """The code the open person's QR image shows (what a scan of it opens)."""
+    source = store_page.locator("details[open] img.qr").get_attribute("src")
+    return f"{api_base}/h5/q/{re.search(r'/h5/codes/([^/]+)/image', source).group(1)}"
+
+
+def test_a_merchant_sets_up_a_store_and_its_staff_from_wechat_alone(stack):
+    """Issue 11: the provider opens the two codes; user A becomes the merchant admin and adds a
+    store; user B its manager, who adds a clerk; user C the clerk (through the sandbox phone's
+    frame, as the README walks it), who clocks in and out; the poster prints to PDF."""
+    from playwright.sync_api import expect, sync_playwright
+
+    credentials = {"email": "onecode-browser@example.com", "password": "correct horse battery"}
+    api = _signed_in_api(stack, credentials)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        _bind_admin_01(browser, api)
+        assert api.post("/v1/providers", json={"sp_mchid": "1900000777", "name": "一码付服务商"}).status_code == 201
+        merchant = api.post("/v1/sub-merchants", json={"sp_mchid": "1900000777", "name": "一码付测试商户"}).json()
+
+        desk = browser.new_page(viewport={"width": 1280, "height": 900})
+        desk.goto(f"{stack['api']}/console")
+        desk.fill("#email", credentials["email"])
+        desk.fill("#password", credentials["password"])
+        desk.click("#auth-submit")
+        expect(desk.locator("#nav")).to_be_visible()
+        desk.goto(f"{stack['api']}/console#/sub-merchants/{merchant['id']}")
+        expect(desk.locator("#admin-activation-code-url")).to_contain_text("/h5/q/")
+        desk.wait_for_function("() => document.querySelector('#admin-activation-code img').naturalWidth > 0")
+        desk.locator("#setup-codes").scroll_into_view_if_needed()
+        desk.screenshot(path=str(SCREENSHOTS / "console-onecode-codes.png"))
+        activation_url = desk.locator("#admin-activation-code-url").inner_text()
+
+        admin = _new_wechat_user(browser, stack["sandbox"], "商户老板")
+        admin.goto(activation_url)
+        expect(admin.locator('[data-page="activation-confirm"]')).to_be_visible()
+        admin.fill('input[name="name"]', "王老板")
+        admin.screenshot(path=str(SCREENSHOTS / "phone-admin-activation.png"))
+        admin.click("#confirm")
+        expect(admin.locator('[data-page="activation-done"]')).to_be_visible()
+        admin.click("a.button")
+        expect(admin.locator('[data-page="merchant"]')).to_be_visible()
+        admin.click("#add-store")
+        expect(admin.locator('[data-page="merchant-new-store"]')).to_be_visible()
+        for name, value in {"name": "人民路店", "province": "广东省", "city": "深圳市", "district": "南山区",
+                            "address": "科技园路 1 号", "manager_name": "李店长"}.items():
+            admin.fill(f'input[name="{name}"]', value)
+        admin.screenshot(path=str(SCREENSHOTS / "phone-new-store.png"), full_page=True)
+        admin.click('form[action$="/stores"] button')
+        expect(admin.locator('[data-page="store"]')).to_be_visible()
+        expect(admin.locator(".notice")).to_contain_text("人民路店")
+        store_id = re.search(r"/h5/stores/([^/?]+)", admin.url).group(1)
+        admin.wait_for_function(ALL_IMAGES_SHOWN)
+        admin.screenshot(path=str(SCREENSHOTS / "phone-store-as-admin.png"), full_page=True)
+        manager_url = _activation_url(stack["api"], admin)
+        admin.goto(f"{stack['api']}/h5/merchants/{merchant['id']}")
+        admin.screenshot(path=str(SCREENSHOTS / "phone-merchant.png"), full_page=True)
+
+        manager = _new_wechat_user(browser, stack["sandbox"], "李店长")
+        manager.goto(manager_url)
+        expect(manager.locator('[data-page="activation-confirm"]')).to_contain_text("店长")
+        manager.click("#confirm")
+        manager.click("a.button")
+        expect(manager.locator('[data-page="store"]')).to_contain_text("我是店长")
+        manager.click("summary.add >> text=添加店员")
+        manager.fill('form[action$="/staff"] input[name="name"]', "小王")
+        manager.fill('form[action$="/staff"] input[name="phone"]', "13800000000")
+        manager.click('form[action$="/staff"] button')
+        expect(manager.locator(".notice")).to_be_visible()
+        manager.wait_for_function(ALL_IMAGES_SHOWN)
+        manager.screenshot(path=str(SCREENSHOTS / "phone-store-as-manager.png"), full_page=True)
+        clerk_url = _activation_url(stack["api"], manager)
+
+        clerk = _new_wechat_user(browser, stack["sandbox"], "店员小王")
+        clerk.fill("#url", clerk_url)
+        clerk.click("#open")
+        frame = clerk.frame_locator('iframe[title="phone"]')
+        expect(frame.locator('[data-page="activation-confirm"]')).to_contain_text("店员")
+        expect(frame.locator('input[name="messages_on"]')).to_be_checked()
+        frame.locator("#confirm").click()
+        expect(frame.locator('[data-page="activation-done"]')).to_be_visible()
+        clerk.goto(f"{stack['api']}/h5/stores/{store_id}")
+        expect(clerk.locator('[data-page="store"]')).to_contain_text("我是店员")
+        clerk.click("text=上班打卡")
+        expect(clerk.locator(".notice")).to_contain_text("上班")
+        expect(clerk.locator('[data-page="store"]')).to_contain_text("在岗")
+        clerk.screenshot(path=str(SCREENSHOTS / "phone-clerk-on-shift.png"), full_page=True)
+        clerk.click("text=下班打卡")
+        expect(clerk.locator(".notice")).to_contain_text("下班")
+        expect(clerk.locator(".list li")).to_have_count(1)
+
+        poster = manager.context.new_page()
+        poster.goto(f"{stack['api']}/h5/stores/{store_id}/poster")
+        expect(poster.locator('[data-page="store-poster"]')).to_contain_text("微信 / 支付宝 扫码付款")
+        poster.screenshot(path=str(SCREENSHOTS / "phone-store-poster.png"), full_page=True)
+        pdf = poster.pdf(prefer_css_page_size=True)
+        assert pdf.startswith(b"%PDF") and len(pdf) > 2000
+        (SCREENSHOTS / "store-poster.pdf").write_bytes(pdf)
+
+        desk.goto(f"{stack['api']}/console#/stores/{store_id}")
+        expect(desk.locator("#store-staff tbody tr")).to_have_count(2)
+        desk.screenshot(path=str(SCREENSHOTS / "console-onecode-store.png"), full_page=True)
+        browser.close()

@@ -342,8 +342,10 @@ def test_adding_a_store_from_the_phone_writes_it_with_its_manager_and_audits_the
                    "latitude": "31.2304", "currency": "CNY", "collection_type": "wechat",
                    "manager_name": "赵店长", "manager_phone": "13800000000"})
 
-    assert answer.status == 303 and answer.last[2]["Location"].startswith(world.merchant_path + "?notice=")
     store = next(store for store in Store.by_merchant.query(world.merchant_id) if store.name == "南京路店")
+    manager = next(iter(Staff.query(store.store_id)))
+    assert answer.status == 303
+    assert answer.last[2]["Location"].startswith(f"/h5/stores/{store.store_id}?staff={manager.staff_id}&notice=")
     assert (store.district, store.longitude, store.collection_type) == ("黄浦区", "121.4737", "wechat")
     manager = next(iter(Staff.query(store.store_id)))
     assert (manager.role, manager.name, manager.phone) == ("manager", "赵店长", "13800000000")

@@ -172,3 +172,17 @@ def test_a_staff_member_cannot_take_a_second_role_in_the_same_store(merchant):
 
     assert codes.state_of(manager_invite.activation_code_id) == "pending"
     assert access.in_store(store.store_id, "clerk-1")[0].role == "clerk"
+
+
+def test_an_admin_who_also_works_a_shift_in_a_store_keeps_both_roles_there(merchant):
+    admin = _admin(merchant, "boss-1")
+    store, _ = stores.create(admin, {"name": "一号店"})
+    invite = staff.invite(admin, store, {"name": "老板本人"})
+    activation.activate(invite.activation_code_id, codes.CLERK_ACTIVATION, _wechat("boss-1"), {})
+
+    actor, _ = access.in_store(store.store_id, "boss-1")
+
+    assert actor.role == "admin" and actor.staff.name == "老板本人"
+    assert staff.clock_in(actor)[1] is True
+    second = staff.invite(actor, store, {"name": "新店长", "role": "manager"})
+    assert second.role == "manager"

@@ -45,7 +45,8 @@ class QrCode(Model):
     store_id = UnicodeAttribute(null=True)
     """One-code setup codes carry where they act, so a scan needs no second look-up to find it."""
     member_key = UnicodeAttribute(null=True)
-    """Activation codes: the invite they activate. Clerk collection codes: the clerk's staff id."""
+    """Activation codes: the invite they activate. Clerk collection codes: the clerk's key in
+    the store's staff (their openid), so a scan reads the clerk in the same batch as the store."""
     purge_at = NumberAttribute(null=True)  # DynamoDB TTL: deleted some time after
 
     live_by_expiry = LiveCodesByExpiry()

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pynamodb.exceptions import DoesNotExist
 
 from chalicelib.errors import Forbidden, NotFound
+from chalicelib.onecode import lookup
 from chalicelib.onecode.models import MerchantAdmin, Staff, Store
 
 ADMIN, MANAGER, CLERK = "admin", "manager", "clerk"
@@ -87,16 +88,17 @@ def as_admin(merchant_id: str, openid: str) -> Actor:
 
 
 def in_store(store_id: str, openid: str) -> tuple[Actor, Store]:
-    """The caller's role in a store: its staff record, or else an admin of its merchant."""
+    """The caller's role in a store, read in one batch after the store: an admin of its
+    merchant acts as admin (and, if also staff there, keeps its own shifts and messages);
+    otherwise its staff record says manager or clerk."""
     found = store(store_id)
-    member = staff_record(store_id, openid)
-    if member is not None:
-        return Actor(openid, member.role, found.merchant_id, found.account_id, member.name, store_id,
-                     staff=member), found
-    admin = admin_record(found.merchant_id, openid)
-    if admin is None:
+    member, admin = lookup.get_many([(Staff, store_id, openid), (MerchantAdmin, found.merchant_id, openid)])
+    if admin is not None:
+        return Actor(openid, ADMIN, found.merchant_id, found.account_id, admin.name, store_id, staff=member,
+                     admin=admin), found
+    if member is None:
         raise NoRoleHere("store_id")
-    return Actor(openid, ADMIN, found.merchant_id, found.account_id, admin.name, store_id, admin=admin), found
+    return Actor(openid, member.role, found.merchant_id, found.account_id, member.name, store_id, staff=member), found
 
 
 def require(actor: Actor, *roles: str) -> Actor:

@@ -250,7 +250,7 @@ def update_profile(actor: Actor, form: dict) -> SubMerchant:
     """H3: the merchant's name and logo as customers see them on the pay page (the
     sub-merchant's short name and logo, which the provider sees too)."""
     short_name = fields.text(form, "short_name", "商户简称", 20, required=True)
-    logo_url = fields.https_url(form, "logo_url", "商户 Logo")
+    logo_url = fields.https_url(form, "logo_url", "商户标志图片地址")
     merchant = SubMerchant.get(actor.account_id, actor.merchant_id)
     before = {"short_name": merchant.short_name, "logo_url": merchant.logo_url}
     merchant.short_name, merchant.logo_url, merchant.updated_at = short_name, logo_url, now()

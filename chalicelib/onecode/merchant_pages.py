@@ -103,8 +103,10 @@ def new_store_page(merchant_id: str, cookie: str | None) -> PageResponse:
 
 
 def _add_store(actor, form: dict) -> PageResponse:
-    store, _ = stores.create(actor, form)
-    return pages.see_other(path_of(actor.merchant_id), f"门店“{store.name}”已添加，请进入门店把店长激活码交给店长")
+    """The new store opens on its manager, whose activation code the admin shows them next."""
+    store, manager = stores.create(actor, form)
+    return pages.see_other(f"/h5/stores/{store.store_id}?staff={manager.staff_id}",
+                           f"门店“{store.name}”已添加，请把下方的店长激活码交给店长扫码")
 
 
 def _invite_admin(actor, form: dict) -> PageResponse:

@@ -51,7 +51,7 @@ def html(template: str, status: int = 200, **context) -> PageResponse:
 
 def see_other(path: str, notice: str | None = None) -> PageResponse:
     """After a successful POST: back to a page (with a one-line notice), never a re-POST."""
-    location = path + (f"?notice={quote(notice)}" if notice else "")
+    location = path + (f"{'&' if '?' in path else '?'}notice={quote(notice)}" if notice else "")
     return PageResponse(303, "", {"Location": location, "Cache-Control": "no-store"})
 
 

@@ -19,12 +19,12 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from chalicelib import h5, qrcodes
-from chalicelib.errors import InvalidField, NotFound
+from chalicelib.errors import InvalidField
 from chalicelib.h5 import PageResponse, _identity, _login, _page
 from chalicelib.h5_identity import WechatIdentity
 from chalicelib.models.qrcodes import QrCode
 from chalicelib.models.sub_merchants import SubMerchant
-from chalicelib.onecode import activation, codes, lookup, pages, staff
+from chalicelib.onecode import activation, codes, lookup, pages
 from chalicelib.onecode.access import ADMIN, ROLE_NAMES, admin_record
 from chalicelib.onecode.models import MerchantAdmin, Staff, Store
 from chalicelib.qrcodes import CodeUnusable
@@ -167,26 +167,19 @@ def _collection(code: QrCode, cookie: str | None, user_agent: str) -> PageRespon
     identity = None if ALIPAY_AGENT_MARK in user_agent else _identity(cookie)
     if ALIPAY_AGENT_MARK not in user_agent and identity is None:
         return _login(f"/h5/q/{quote(code.code_id)}")
+    if code.kind == codes.CLERK_COLLECTION:
+        wanted.append((Staff, code.store_id, code.member_key))
     if identity is not None:
         wanted += [(Staff, code.store_id, identity.openid), (MerchantAdmin, code.merchant_id, identity.openid)]
-    store, merchant, *role = lookup.get_many(wanted)
+    store, merchant, *found = lookup.get_many(wanted)
+    clerk = found.pop(0) if code.kind == codes.CLERK_COLLECTION else None
     if store is None or merchant is None:
         return h5.code_error_page("unknown")
-    if any(record is not None for record in role):
-        staff_record, _ = role
+    if any(record is not None for record in found):
+        staff_record, _ = found
         holder = ROLE_NAMES[staff_record.role] if staff_record is not None else ROLE_NAMES[ADMIN]
         return _link_page("collection-staff", store.name, f"您是本店的{holder}。顾客扫这个码付款；您可以进入门店页面打卡、"
                           "查看收款码和管理门店。", tone="info", link=(f"/h5/stores/{store.store_id}", "进入门店页面"))
-    clerk_name = _clerk_name(code) if code.kind == codes.CLERK_COLLECTION else None
     return pages.html("onecode_collection.html", page_id="collection-not-open",
                       merchant_name=merchant.short_name or merchant.name, logo_url=merchant.logo_url,
-                      store_name=store.name, clerk_name=clerk_name)
-
-
-def _clerk_name(code: QrCode) -> str | None:
-    """The clerk a clerk collection code belongs to (its member key is their staff id): one
-    bounded query of the store's staff, as the key of a staff record is the openid."""
-    try:
-        return staff.find(code.store_id, code.member_key).name
-    except NotFound:
-        return None
+                      store_name=store.name, clerk_name=clerk.name if clerk else None)

@@ -204,8 +204,7 @@ def store_action(store_id: str, action: str, cookie: str | None, form: dict) -> 
         return pages.refusal_page(exc)
     if isinstance(notice, tuple):
         notice, staff_id = notice
-        return PageResponse(303, "", {"Location": f"{path_of(store_id)}?staff={quote(staff_id)}&notice={quote(notice)}",
-                                      "Cache-Control": "no-store"})
+        return pages.see_other(f"{path_of(store_id)}?staff={quote(staff_id)}", notice)
     return pages.see_other(path_of(store_id), notice)
 
 

@@ -58,7 +58,8 @@ function codeBlock(title, code, ctx, {id, note, action}) {
     h("div", {class: "qr small"}, codeImage(code, ctx, {alt: title, className: ""})),
     facts([["状态", badge(CODE_STATE, code.state)],
            ["有效期至", code.expires_at ? time(code.expires_at) : "长期有效（撤销前）"],
-           ["生成时间", time(code.created_at)], code.used_at ? ["使用时间", time(code.used_at)] : null]),
+           ["生成时间", time(code.created_at)], code.used_at ? ["使用时间", time(code.used_at)] : null,
+           ["链接", h("code", {class: "code-url", id: `${id}-url`, text: code.url})]]),
     h("p", {class: "note", text: note}),
     h("div", {class: "actions"}, "下载：", saveImage(code, "png", id), saveImage(code, "svg", id), action));
 }
