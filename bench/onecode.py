@@ -29,7 +29,7 @@ def measure() -> tuple[list[tuple[str, Counter]], list[tuple[str, int, int]]]:
     from chalicelib import settings
     from chalicelib.h5_identity import WechatIdentity
     from chalicelib.onecode import access, activation, admins, codes, devices, staff, stores
-    from tests.drivers import Console, Phone
+    from tests.drivers import WECHAT_USER_AGENT, Console, Phone
     from tests.dynamodb_calls import counting_aws_calls
 
     scans: list[tuple[str, Counter]] = []
@@ -74,9 +74,8 @@ def measure() -> tuple[list[tuple[str, Counter]], list[tuple[str, int, int]]]:
         pending_admin = admins.invite(admin, {"name": "二老板"})
 
         def scan(label: str, role: str, code_id: str, user_agent: str | None = None) -> None:
-            headers = {"cookie": "; ".join(f"{k}={v}" for k, v in phones[role].app_cookies.items())}
-            if user_agent:
-                headers["user-agent"] = user_agent
+            headers = {"cookie": "; ".join(f"{k}={v}" for k, v in phones[role].app_cookies.items()),
+                       "user-agent": user_agent or WECHAT_USER_AGENT}
             with counting_aws_calls() as calls:
                 client.http.get(f"/h5/q/{code_id}", headers=headers)
             scans.append((label, calls))

@@ -48,12 +48,17 @@ class Console:
         return Console(self.client, session.json["token"])
 
 
+WECHAT_USER_AGENT = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+                     "Mobile/15E148 MicroMessenger/8.0.50 NetType/WIFI Language/zh_CN")
+
+
 class Phone:
     """A WeChat user's phone: opens URLs, follows redirects between our app and WeChat."""
 
-    def __init__(self, client, user_id: str) -> None:
+    def __init__(self, client, user_id: str, user_agent: str = WECHAT_USER_AGENT) -> None:
         self.client = client
         self.user_id = user_id
+        self.user_agent = user_agent
         self.app_cookies: dict[str, str] = {}
         self.last = None
 
@@ -63,7 +68,7 @@ class Phone:
                             cookies={"sandbox_wechat_user": self.user_id})
 
     def _app(self, method: str, path: str, form: dict | None = None):
-        headers = {}
+        headers = {"user-agent": self.user_agent}
         if self.app_cookies:
             headers["cookie"] = "; ".join(f"{k}={v}" for k, v in self.app_cookies.items())
         body = None

@@ -18,14 +18,14 @@ from tests.drivers import Phone
 ROLES = ("admin", "manager", "clerk", "other_admin", "stranger")
 MERCHANT_ACTIONS = {"stores": {"name": "新店"}, "admins": {"name": "新管理员"}, "admin-refund": {},
                     "admin-code": {}, "admin-remove": {}, "profile": {"short_name": "改名"}}
-STORE_ACTIONS = {"edit": {"name": "改名店"}, "options": {"notify_off_shift": "on"},
+STORE_ACTIONS = {"edit": {"name": "改名店"}, "options": {"notify_off_shift": "on"}, "collection-code": {},
                  "staff": {"name": "新店员"}, "staff-edit": {"name": "改名"}, "staff-refund": {"allowed": "1"},
                  "staff-code": {}, "staff-promote": {}, "staff-remove": {},
                  "devices": {"device_id": "POS-9", "name": "新设备"}, "device-edit": {"name": "改名设备"},
                  "device-remove": {}, "clock-in": {}, "clock-out": {}, "messages": {"on": "0"}}
 ALLOWED = {
     **{action: {"admin"} for action in MERCHANT_ACTIONS},
-    "edit": {"admin"}, "options": {"admin", "manager"},
+    "edit": {"admin"}, "options": {"admin", "manager"}, "collection-code": {"admin", "manager"},
     **{action: {"admin", "manager"} for action in ("staff", "staff-edit", "staff-refund", "staff-promote",
                                                    "staff-code", "staff-remove", "devices", "device-edit",
                                                    "device-remove")},

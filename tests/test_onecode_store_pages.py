@@ -13,7 +13,7 @@ import pytest
 from chalicelib import settings
 from chalicelib.h5_identity import WechatIdentity
 from chalicelib.models.qrcodes import QrCode
-from chalicelib.onecode import access, activation, admins, codes, staff, stores
+from chalicelib.onecode import access, activation, admins, codes, pages, staff, stores
 from chalicelib.onecode.models import Device, Shift, Staff, Store
 from tests.drivers import Phone
 from tests.test_h5_words import visible_words
@@ -84,7 +84,14 @@ def _post(holder: Phone, store_id: str, action: str, csrf: str | None = None, **
 
 def _notice(phone: Phone) -> str:
     assert phone.status == 303, (phone.status, phone.html)
-    return unquote(phone.last[2].get("Location", phone.last[2].get("location")).split("notice=", 1)[1])
+    token = unquote(phone.last[2].get("Location", phone.last[2].get("location")).split("notice=", 1)[1])
+    return pages.notice_from({"notice": token})
+
+
+def _by(entry: dict, role: str, name: str) -> bool:
+    """An audit entry made by the person of that role and name (the log names them by role
+    and staff id, never by openid; the name is beside it)."""
+    return entry["actor"].startswith(f"{role}#t_") and entry["changes"]["actor_name"]["to"] == name
 
 
 def _member(store_id: str, staff_id: str) -> Staff | None:
@@ -138,7 +145,8 @@ def test_a_manager_adds_a_clerk_with_an_activation_code_and_manages_them(shop, b
     assert _member(sid, added.staff_id).role == "manager"
 
     actions = [entry["action"] for entry in _audit(bound_console) if entry["entity"] == f"store#{sid}"
-               and entry["actor"] == f"manager:李店长:wechat:{shop.openids['staff-01']}"]
+               and entry["actor"] == f"manager#{Staff.get(shop.store.store_id, shop.openids['staff-01']).staff_id}"
+               and entry["changes"]["actor_name"]["to"] == "李店长" and shop.openids["staff-01"] not in str(entry)]
     for action in ("staff.invited", "staff.updated", "staff.refund_changed", "staff.code_reissued", "staff.promoted"):
         assert action in actions
 
@@ -156,7 +164,7 @@ def test_a_removed_clerk_finds_no_role_and_cannot_clock_in(shop, bound_console):
     _post(shop.clerk, sid, "clock-in", csrf=stale_csrf)
     assert shop.clerk.page_id == "no-role-here"
     assert list(Shift.query(f"{sid}#{shop.clerk_id}")) == []
-    assert any(entry["action"] == "staff.removed" and entry["actor"].startswith("manager:李店长:")
+    assert any(entry["action"] == "staff.removed" and _by(entry, "manager", "李店长")
                for entry in _audit(bound_console))
 
 
@@ -180,7 +188,7 @@ def test_a_clerk_clocks_in_once_clocks_out_and_switches_messages(shop, bound_con
     assert _notice(_post(shop.clerk, sid, "messages", on="1")) == "已开启接收支付消息"
     assert _member(sid, shop.clerk_id).messages_on is True
 
-    actions = [entry["action"] for entry in _audit(bound_console) if entry["actor"].startswith("clerk:张店员:")]
+    actions = [entry["action"] for entry in _audit(bound_console) if _by(entry, "clerk", "张店员")]
     assert actions.count("staff.clocked_in") == 1 and "staff.clocked_out" in actions
     assert actions.count("staff.messages_changed") == 2
 
@@ -231,7 +239,7 @@ def test_a_manager_adds_edits_and_removes_devices_and_a_duplicate_is_refused(sho
     assert Device.get(sid, "POS-01").device_type == "cashier_desk"
     assert _notice(_post(shop.manager, sid, "device-remove", device_id="POS-01")) == "已移除设备POS-01"
     assert list(Device.query(sid)) == []
-    actions = [entry["action"] for entry in _audit(bound_console) if entry["actor"].startswith("manager:李店长:")]
+    actions = [entry["action"] for entry in _audit(bound_console) if _by(entry, "manager", "李店长")]
     assert {"device.added", "device.updated", "device.removed"} <= set(actions)
 
 
@@ -337,3 +345,46 @@ def test_the_store_pages_speak_chinese(shop):
                          (shop.manager, "/poster")):
         holder.open(f"/h5/stores/{sid}{path}")
         assert holder.status == 200 and set(visible_words(holder.html)) <= names_as_printed, (path, visible_words(holder.html))
+
+
+def test_a_manager_cannot_grant_themselves_refund_permission_nor_remove_themselves(shop):
+    manager_id = Staff.get(shop.store.store_id, shop.openids["staff-01"]).staff_id
+    page = _page(shop.manager, shop.store.store_id).open(f"/h5/stores/{shop.store.store_id}?staff={manager_id}")
+    assert "授予退款权限" not in page.html and "确认移除" not in page.html
+
+    refund = _post(shop.manager, shop.store.store_id, "staff-refund", staff_id=manager_id, allowed="1")
+    removal = _post(shop.manager, shop.store.store_id, "staff-remove", staff_id=manager_id)
+
+    assert (refund.status, removal.status) == (403, 403)
+    member = Staff.get(shop.store.store_id, shop.openids["staff-01"])
+    assert member.can_refund is False and member.name == "李店长"
+    assert _notice(_post(shop.manager, shop.store.store_id, "staff-edit", staff_id=manager_id, name="李店长",
+                         phone="13900000000")) == "已保存李店长的信息"
+
+
+def test_replacing_the_store_collection_code_stops_the_old_one_at_once(shop, client):
+    old_code = shop.store.collection_code_id
+
+    assert _notice(_post(shop.manager, shop.store.store_id, "collection-code")).startswith("已更换门店收款码")
+
+    new_code = stores.get(shop.store.store_id).collection_code_id
+    assert new_code != old_code and codes.state_of(old_code) == "revoked" and codes.state_of(new_code) == "active"
+    customer = Phone(client, "guest-01", user_agent="Mozilla/5.0 (iPhone) Safari/604.1")
+    assert customer.open(f"/h5/q/{old_code}").page_id == "code-revoked" and "收款码已停用" in customer.html
+    assert customer.open(f"/h5/q/{new_code}").page_id == "collection-not-open"
+
+
+def test_a_removed_clerks_collection_code_stops_with_the_removal(shop, client):
+    code_id = Staff.get(shop.store.store_id, next(openid for user, openid in shop.openids.items()
+                                                   if user not in ("admin-01", "staff-01"))).collection_code_id
+
+    _post(shop.manager, shop.store.store_id, "staff-remove", staff_id=shop.clerk_id)
+
+    customer = Phone(client, "guest-01", user_agent="Mozilla/5.0 (iPhone) Safari/604.1")
+    assert customer.open(f"/h5/q/{code_id}").page_id == "code-revoked"
+
+
+def test_a_notice_made_by_someone_else_is_not_shown(shop):
+    page = shop.manager.open(f"/h5/stores/{shop.store.store_id}?notice=请加客服微信kf888转账验证")
+
+    assert page.status == 200 and "kf888" not in page.html

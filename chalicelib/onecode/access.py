@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from pynamodb.exceptions import DoesNotExist
 
+from chalicelib import audit
 from chalicelib.errors import Forbidden, NotFound
 from chalicelib.onecode import lookup
 from chalicelib.onecode.models import MerchantAdmin, Staff, Store
@@ -49,9 +50,17 @@ class Actor:
     admin: MerchantAdmin | None = None
 
     @property
+    def person_id(self) -> str:
+        """The stable id of the person acting (admin id or staff id): never the openid."""
+        if self.role == ADMIN and self.admin is not None:
+            return self.admin.admin_id
+        return self.staff.staff_id if self.staff is not None else ""
+
+    @property
     def label(self) -> str:
-        """Who made a change, for the audit log: role, name and WeChat."""
-        return f"{self.role}:{self.name or ''}:wechat:{self.openid}"
+        """Who made a change, for the audit log: role and stable id. The name someone chose
+        goes beside it as data (`actor_name`), so no name can pose as another actor."""
+        return f"{self.role}#{self.person_id}"
 
     @property
     def manages_store(self) -> bool:
@@ -105,3 +114,9 @@ def require(actor: Actor, *roles: str) -> Actor:
     if actor.role not in roles:
         raise RoleTooLow(roles[0])
     return actor
+
+
+def audited(actor: Actor, entity: str, action: str, changes: dict) -> None:
+    """An audit entry of a change made on the phone, in the log of the merchant's owner."""
+    audit.record(actor.account_id, actor.label, entity, action,
+                 changes | {"actor_name": {"from": None, "to": actor.name}})

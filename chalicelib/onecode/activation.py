@@ -12,12 +12,12 @@ from dataclasses import dataclass
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
-from chalicelib import audit, qrcodes
+from chalicelib import qrcodes
 from chalicelib.h5_identity import WechatIdentity
 from chalicelib.models.base import condition_failed, now, transaction
 from chalicelib.models.qrcodes import QrCode
 from chalicelib.onecode import codes, fields
-from chalicelib.onecode.access import ADMIN, admin_record, staff_record
+from chalicelib.onecode.access import ADMIN, Actor, admin_record, audited, staff_record
 from chalicelib.onecode.models import MerchantAdmin, Staff, Store
 from chalicelib.qrcodes import CodeUnusable
 
@@ -107,9 +107,10 @@ def activate(code_id: str, kind: str, identity: WechatIdentity, form: dict) -> I
             raise AlreadyHoldsRole(offer.role, offer.merchant_id, invite.store_id if offer.store else None) from None
         qrcodes.usable(code_id, kind)
         raise CodeUnusable("used") from None
-    entity = f"sub_merchant#{offer.merchant_id}" if offer.role == ADMIN else f"store#{invite.store_id}"
-    audit.record(invite.account_id, f"{offer.role}:{role_item.name or ''}:wechat:{identity.openid}", entity,
-                 "merchant_admin.activated" if offer.role == ADMIN else "staff.activated",
-                 {"id": {"from": None, "to": invite.admin_id if offer.role == ADMIN else invite.staff_id},
-                  "code_id": {"from": None, "to": code_id}})
+    is_admin = offer.role == ADMIN
+    actor = Actor(identity.openid, offer.role, offer.merchant_id, invite.account_id, role_item.name,
+                  None if is_admin else invite.store_id, staff=None if is_admin else role_item,
+                  admin=role_item if is_admin else None)
+    audited(actor, f"sub_merchant#{offer.merchant_id}" if is_admin else f"store#{invite.store_id}",
+            "merchant_admin.activated" if is_admin else "staff.activated", {"code_id": {"from": None, "to": code_id}})
     return Invitation(code, offer.role, offer.merchant_id, offer.store, role_item)

@@ -12,13 +12,14 @@ import secrets
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
-from chalicelib import audit, sub_merchants, versioning
+from chalicelib import audit, sub_merchants
 from chalicelib.errors import Conflict, InvalidField, NotFound
 from chalicelib.models.base import condition_failed, now, transaction
 from chalicelib.models.qrcodes import QrCode
 from chalicelib.models.sub_merchants import SubMerchant
 from chalicelib.onecode import codes, fields
-from chalicelib.onecode.access import Actor
+from chalicelib.onecode.access import Actor, audited
+from chalicelib.onecode.writes import conditional_update, transact
 from chalicelib.onecode.models import INVITE_PREFIX, PEOPLE_FROM, SETUP_KEY, MerchantAdmin, MerchantSetup
 
 MAX_ADMINS = 50
@@ -104,18 +105,15 @@ def reissue_admin_activation(account_id: str, merchant_id: str) -> dict:
     setup = _setup(merchant_id)
     old = _provider_invite(setup)
     invite, code = _invite(merchant, PROVIDER, None)
-    try:
-        with transaction() as tx:
-            tx.update(setup, actions=[MerchantSetup.provider_invite_key.set(invite.member_key),
-                                      MerchantSetup.provider_invite_code_id.set(code.code_id)])
-            tx.save(invite, condition=MerchantAdmin.member_key.does_not_exist())
-            tx.save(code, condition=QrCode.code_id.does_not_exist())
-            if old is not None:
-                tx.delete(old)
-    except TransactWriteError as exc:
-        if condition_failed(exc):
-            raise Conflict("the codes changed at the same time; try again", code="version_conflict") from None
-        raise
+
+    def write(tx):
+        tx.update(setup, actions=[MerchantSetup.provider_invite_key.set(invite.member_key),
+                                  MerchantSetup.provider_invite_code_id.set(code.code_id)])
+        tx.save(invite, condition=MerchantAdmin.member_key.does_not_exist())
+        tx.save(code, condition=QrCode.code_id.does_not_exist())
+        if old is not None:
+            tx.delete(old)
+    transact(write, "merchant's codes")
     codes.revoke(old.activation_code_id if old else None)
     audit.record(account_id, account_id, f"sub_merchant#{merchant_id}", "onecode.admin_activation_reissued", {})
     return _setup_view(_setup(merchant_id))
@@ -126,15 +124,12 @@ def reissue_management(account_id: str, merchant_id: str) -> dict:
     setup_codes(account_id, merchant_id)
     setup = _setup(merchant_id)
     code = codes.permanent_code(codes.MERCHANT_MANAGEMENT, account_id, merchant_id)
-    try:
-        with transaction() as tx:
-            tx.update(setup, actions=[MerchantSetup.management_code_id.set(code.code_id)])
-            tx.save(code, condition=QrCode.code_id.does_not_exist())
-            tx.update(QrCode(setup.management_code_id), actions=codes.revoke_actions())
-    except TransactWriteError as exc:
-        if condition_failed(exc):
-            raise Conflict("the codes changed at the same time; try again", code="version_conflict") from None
-        raise
+
+    def write(tx):
+        tx.update(setup, actions=[MerchantSetup.management_code_id.set(code.code_id)])
+        tx.save(code, condition=QrCode.code_id.does_not_exist())
+        tx.update(QrCode(setup.management_code_id), actions=codes.revoke_actions(), condition=QrCode.code_id.exists())
+    transact(write, "merchant's codes")
     audit.record(account_id, account_id, f"sub_merchant#{merchant_id}", "onecode.management_code_reissued", {})
     return _setup_view(_setup(merchant_id))
 
@@ -150,11 +145,13 @@ def invite(actor: Actor, form: dict) -> MerchantAdmin:
     if len(people(actor.merchant_id)) >= MAX_ADMINS:
         raise InvalidField("name", f"一个商户最多 {MAX_ADMINS} 位管理员（含待激活）")
     merchant = SubMerchant.get(actor.account_id, actor.merchant_id)
-    invite_item, code = _invite(merchant, actor.openid, name)
-    with transaction() as tx:
+    invite_item, code = _invite(merchant, actor.label, name)
+
+    def write(tx):
         tx.save(invite_item, condition=MerchantAdmin.member_key.does_not_exist())
         tx.save(code, condition=QrCode.code_id.does_not_exist())
-    audit.record(actor.account_id, actor.label, f"sub_merchant#{actor.merchant_id}", "merchant_admin.invited",
+    transact(write, "admins")
+    audited(actor, f"sub_merchant#{actor.merchant_id}", "merchant_admin.invited",
                  {"admin_id": {"from": None, "to": invite_item.admin_id}, "name": {"from": None, "to": name}})
     return invite_item
 
@@ -174,11 +171,13 @@ def reissue_invite_code(actor: Actor, admin_id: str) -> MerchantAdmin:
     old_code_id = invite_item.activation_code_id
     code = codes.activation_code(codes.MERCHANT_ADMIN_ACTIVATION, actor.account_id, actor.merchant_id,
                                  invite_item.member_key)
-    with transaction() as tx:
+
+    def write(tx):
         tx.update(invite_item, actions=[MerchantAdmin.activation_code_id.set(code.code_id)])
         tx.save(code, condition=QrCode.code_id.does_not_exist())
+    transact(write, "admin")
     codes.revoke(old_code_id)
-    audit.record(actor.account_id, actor.label, f"sub_merchant#{actor.merchant_id}", "merchant_admin.code_reissued",
+    audited(actor, f"sub_merchant#{actor.merchant_id}", "merchant_admin.code_reissued",
                  {"admin_id": {"from": None, "to": admin_id}})
     return invite_item
 
@@ -207,17 +206,14 @@ def remove(actor: Actor, admin_id: str) -> MerchantAdmin:
         if target.can_refund and not any(admin.can_refund for admin in others):
             raise Conflict("the last admin with refund permission cannot be removed", param="admin_id",
                            code="last_refund_admin")
-    try:
-        with transaction() as tx:
-            tx.delete(target)
-            if target.openid:
-                _check_others(tx, others)
-    except TransactWriteError as exc:
-        if condition_failed(exc):
-            raise Conflict("the admins changed at the same time; try again", code="version_conflict") from None
-        raise
+
+    def write(tx):
+        tx.delete(target)
+        if target.openid:
+            _check_others(tx, others)
+    transact(write, "admins")
     codes.revoke(target.activation_code_id)
-    audit.record(actor.account_id, actor.label, f"sub_merchant#{actor.merchant_id}", "merchant_admin.removed",
+    audited(actor, f"sub_merchant#{actor.merchant_id}", "merchant_admin.removed",
                  {"admin_id": {"from": admin_id, "to": None}, "name": {"from": target.name, "to": None}})
     return target
 
@@ -232,30 +228,40 @@ def set_refund(actor: Actor, admin_id: str, allowed: bool) -> MerchantAdmin:
     others = [admin for admin in _activated(everyone) if admin.admin_id != admin_id]
     if not allowed and target.openid and not any(admin.can_refund for admin in others):
         raise Conflict("the last admin with refund permission keeps it", param="admin_id", code="last_refund_admin")
-    try:
-        with transaction() as tx:
-            tx.update(target, actions=[MerchantAdmin.can_refund.set(allowed)])
-            if not allowed:
-                _check_others(tx, others)
-    except TransactWriteError as exc:
-        if condition_failed(exc):
-            raise Conflict("the admins changed at the same time; try again", code="version_conflict") from None
-        raise
-    audit.record(actor.account_id, actor.label, f"sub_merchant#{actor.merchant_id}", "merchant_admin.refund_changed",
+
+    def write(tx):
+        tx.update(target, actions=[MerchantAdmin.can_refund.set(allowed)])
+        if not allowed:
+            _check_others(tx, others)
+    transact(write, "admins")
+    audited(actor, f"sub_merchant#{actor.merchant_id}", "merchant_admin.refund_changed",
                  {"admin_id": {"from": None, "to": admin_id}, "can_refund": {"from": not allowed, "to": allowed}})
     return target
 
 
-def update_profile(actor: Actor, form: dict) -> SubMerchant:
-    """H3: the merchant's name and logo as customers see them on the pay page (the
-    sub-merchant's short name and logo, which the provider sees too)."""
-    short_name = fields.text(form, "short_name", "商户简称", 20, required=True)
+def shown_to_customers(merchant: SubMerchant, setup: MerchantSetup | None) -> tuple[str, str | None]:
+    """The merchant's name and logo as customers see them: what its admins chose on the
+    phone, else the sub-merchant's short name (or name) and logo."""
+    name = (setup.display_name if setup else None) or merchant.short_name or merchant.name
+    return name, (setup.display_logo_url if setup else None) or merchant.logo_url
+
+
+def setup_of(merchant_id: str) -> MerchantSetup | None:
+    return _setup(merchant_id)
+
+
+def update_profile(actor: Actor, form: dict) -> MerchantSetup:
+    """H3: the merchant's name and logo as customers see them on the pay page."""
+    display_name = fields.text(form, "short_name", "商户简称", 32, required=True)
     logo_url = fields.https_url(form, "logo_url", "商户标志图片地址")
-    merchant = SubMerchant.get(actor.account_id, actor.merchant_id)
-    before = {"short_name": merchant.short_name, "logo_url": merchant.logo_url}
-    merchant.short_name, merchant.logo_url, merchant.updated_at = short_name, logo_url, now()
-    versioning.save_versioned(merchant, "sub-merchant")
-    audit.record(actor.account_id, actor.label, f"sub_merchant#{actor.merchant_id}", "sub_merchant.profile_changed",
-                 {name: {"from": before[name], "to": value} for name, value in
-                  (("short_name", short_name), ("logo_url", logo_url)) if before[name] != value})
-    return merchant
+    setup = _setup(actor.merchant_id)
+    if setup is None:
+        raise NotFound("no such merchant", param="merchant_id")
+    before = {"display_name": setup.display_name, "display_logo_url": setup.display_logo_url}
+    after = {"display_name": display_name, "display_logo_url": logo_url}
+    actions = [MerchantSetup.display_name.set(display_name)]
+    actions.append(MerchantSetup.display_logo_url.set(logo_url) if logo_url else MerchantSetup.display_logo_url.remove())
+    conditional_update(setup, actions, "merchant")
+    audited(actor, f"sub_merchant#{actor.merchant_id}", "sub_merchant.profile_changed",
+            {name: {"from": before[name], "to": value} for name, value in after.items() if before[name] != value})
+    return _setup(actor.merchant_id)

@@ -112,7 +112,7 @@ def store_detail(account_id: str, store_id: str) -> dict:
                              + [member.collection_code_id for member in people]
                              + [member.activation_code_id for member in people if owner and not member.openid])
     return _store_fields(store) | {
-        "merchant_name": merchant.short_name or merchant.name, "access": "full" if owner else "read_only",
+        "merchant_name": admins.shown_to_customers(merchant, admins.setup_of(merchant.merchant_id))[0], "access": "full" if owner else "read_only",
         "collection_code": views.get(store.collection_code_id),
         "staff": [_staff_view(member, views, owner) for member in people],
         "devices": [_device_view(device) for device in devices.devices(store_id)]}

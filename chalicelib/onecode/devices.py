@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from pynamodb.exceptions import DeleteError, DoesNotExist, PutError
 
-from chalicelib import audit
 from chalicelib.errors import Conflict, InvalidField, NotFound
 from chalicelib.models.base import condition_failed, now
 from chalicelib.onecode import fields
-from chalicelib.onecode.access import ADMIN, MANAGER, Actor, require
+from chalicelib.onecode.access import ADMIN, MANAGER, Actor, audited, require
 from chalicelib.onecode.models import Device, Store
-from chalicelib.onecode.staff import conditional_update
+from chalicelib.onecode.writes import conditional_update
 
 MAX_DEVICES = 200
 
@@ -48,7 +47,7 @@ def add(actor: Actor, store: Store, form: dict) -> Device:
             raise Conflict("a device with this id already exists in the store", param="device_id",
                            code="device_exists") from None
         raise
-    audit.record(actor.account_id, actor.label, f"store#{store.store_id}", "device.added",
+    audited(actor, f"store#{store.store_id}", "device.added",
                  {"device_id": {"from": None, "to": device_id}} | {name: {"from": None, "to": value}
                                                                    for name, value in values.items() if value})
     return device
@@ -63,7 +62,7 @@ def edit(actor: Actor, store: Store, device_id: str, form: dict) -> Device:
     if changes:
         conditional_update(device, [getattr(Device, name).set(value) for name, value in values.items()]
                            + [Device.updated_at.set(now())], "device")
-        audit.record(actor.account_id, actor.label, f"store#{store.store_id}", "device.updated",
+        audited(actor, f"store#{store.store_id}", "device.updated",
                      {"device_id": {"from": None, "to": device_id}} | changes)
     return device
 
@@ -78,5 +77,5 @@ def remove(actor: Actor, store: Store, device_id: str) -> None:
             raise Conflict("the device changed at the same time; reload and try again",
                            code="version_conflict") from None
         raise
-    audit.record(actor.account_id, actor.label, f"store#{store.store_id}", "device.removed",
+    audited(actor, f"store#{store.store_id}", "device.removed",
                  {"device_id": {"from": device_id, "to": None}, "name": {"from": device.name, "to": None}})

@@ -9,7 +9,9 @@ from chalicelib.errors import InvalidField
 
 _PHONE = re.compile(r"\+?[0-9][0-9\- ]{4,19}")
 _DEVICE_ID = re.compile(r"[A-Za-z0-9_\-]{1,64}")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile("[\x00-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
+"""Control characters, and the invisible ones (zero-width, bidirectional overrides) that make
+a name read differently from what it is."""
 
 COLLECTION_TYPES = {"wechat_alipay": "微信和支付宝", "wechat": "仅微信支付", "alipay": "仅支付宝"}
 DEVICE_TYPES = {"mobile_terminal": "移动收款机具", "cashier_desk": "收银台", "smart_pos": "智能 POS", "other": "其他"}
@@ -27,7 +29,7 @@ def text(form: dict, name: str, label: str, max_length: int, required: bool = Fa
             raise InvalidField(name, f"请填写{label}")
         return None
     if _CONTROL.search(value):
-        raise InvalidField(name, f"{label}不能包含控制字符")
+        raise InvalidField(name, f"{label}不能包含控制字符或不可见字符")
     if len(value) > max_length:
         raise InvalidField(name, f"{label}最多 {max_length} 个字")
     return value

@@ -9,6 +9,8 @@ is a page of its own; success is a 303 back to the page with a one-line notice.
 """
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from chalicelib.errors import ApiError, InvalidField, NotFound
 from chalicelib.h5 import PageResponse
 from chalicelib.models.sub_merchants import SubMerchant
@@ -19,7 +21,6 @@ from chalicelib.onecode.models import MerchantAdmin, Staff, Store
 STORES_PER_PAGE = 20
 ROLES_SHOWN = 50
 """Roles per kind on "我的" (merchants administered, stores worked in): one bounded query each."""
-NOTICE_MAX = 80
 STORE_FIELDS = ("name", "province", "city", "district", "address", "phone", "longitude", "latitude", "currency",
                 "collection_type", "manager_name", "manager_phone")
 
@@ -38,10 +39,6 @@ def _signed_in_admin(merchant_id: str, cookie: str | None, return_path: str):
     except NoRoleHere:
         return None, None, pages.no_role_page()
 
-
-def _notice(query: dict) -> str | None:
-    notice = (query.get("notice") or "").strip()
-    return notice[:NOTICE_MAX] or None
 
 
 def _admin_rows(people: list[MerchantAdmin], openid: str) -> list[dict]:
@@ -63,12 +60,12 @@ def _merchant_view(actor, cursor: str | None = None, notice: str | None = None, 
     found = stores.list_for_merchant(actor.merchant_id, STORES_PER_PAGE, cursor)
     management_id = admins.management_code_id(actor.merchant_id)
     form = form or {}
-    profile = {"short_name": form.get("short_name", merchant.short_name or ""),
-               "logo_url": form.get("logo_url", merchant.logo_url or "")}
+    shown_name, shown_logo = admins.shown_to_customers(merchant, admins.setup_of(actor.merchant_id))
+    profile = {"short_name": form.get("short_name", shown_name), "logo_url": form.get("logo_url", shown_logo or "")}
     return pages.html("merchant.html", 400 if errors else 200, page_id="merchant", path=path,
                       csrf=pages.form_token(actor.openid, path), notice=notice, errors=errors or {},
-                      merchant_name=merchant.short_name or merchant.name, legal_name=merchant.name,
-                      logo_url=merchant.logo_url, stores=found.data, next_cursor=found.next_cursor,
+                      merchant_name=shown_name, legal_name=merchant.name,
+                      logo_url=shown_logo, stores=found.data, next_cursor=found.next_cursor,
                       admins=_admin_rows(admins.people(actor.merchant_id), actor.openid),
                       invite_name=form.get("name", "") if errors else "", profile=profile,
                       management=code_images.urls(management_id),
@@ -77,11 +74,12 @@ def _merchant_view(actor, cursor: str | None = None, notice: str | None = None, 
 
 def merchant_page(merchant_id: str, cookie: str | None, query: dict) -> PageResponse:
     """GET /h5/merchants/{merchant_id}[?cursor=...&notice=...]."""
-    _, actor, refusal = _signed_in_admin(merchant_id, cookie, path_of(merchant_id))
+    return_path = path_of(merchant_id) + (f"?{urlencode(query)}" if query else "")
+    _, actor, refusal = _signed_in_admin(merchant_id, cookie, return_path)
     if refusal is not None:
         return refusal
     try:
-        return _merchant_view(actor, query.get("cursor") or None, _notice(query))
+        return _merchant_view(actor, query.get("cursor") or None, pages.notice_from(query))
     except ApiError as exc:
         return pages.refusal_page(exc)
 
@@ -184,5 +182,5 @@ def me_page(cookie: str | None, query: dict) -> PageResponse:
                       "role": ROLE_NAMES["admin"]} for admin, merchant in zip(held_admin, merchants) if merchant]
     store_rows = [{"href": f"/h5/stores/{member.store_id}", "name": place.name, "role": ROLE_NAMES[member.role]}
                   for member, place in zip(held_staff, places) if place]
-    return pages.html("me.html", page_id="me", notice=_notice(query), merchants=merchant_rows, stores=store_rows)
+    return pages.html("me.html", page_id="me", notice=pages.notice_from(query), merchants=merchant_rows, stores=store_rows)
 

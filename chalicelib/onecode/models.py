@@ -39,6 +39,11 @@ class MerchantSetup(Model):
     """The admin invite the provider's activation code belongs to; gone once it is used."""
     provider_invite_code_id = UnicodeAttribute(null=True)
     """That code, kept so the console can still show it as used."""
+    display_name = UnicodeAttribute(null=True)
+    display_logo_url = UnicodeAttribute(null=True)
+    """H3: the name and logo the merchant's admins chose to show customers. Kept here, not on
+    the sub-merchant, so a 买单 sync (which rewrites the short name and logo it knows) never
+    undoes them and a provider's edit in the console never conflicts with them."""
     created_at = NumberAttribute()
     version = VersionAttribute()
 
@@ -68,6 +73,7 @@ class MerchantAdmin(Model):
     can_refund = BooleanAttribute(default=True)
     activation_code_id = UnicodeAttribute(null=True)
     invited_by = UnicodeAttribute()
+    """"provider", or the inviter as the audit log names it ("<role>#<id>"), never an openid."""
     created_at = NumberAttribute()
     activated_at = NumberAttribute(null=True)
     version = VersionAttribute()
@@ -149,6 +155,7 @@ class Staff(Model):
     collection_code_id = UnicodeAttribute(null=True)
     """The clerk's personal collection code, issued at activation."""
     invited_by = UnicodeAttribute()
+    """"provider", or the inviter as the audit log names it ("<role>#<id>"), never an openid."""
     created_at = NumberAttribute()
     activated_at = NumberAttribute(null=True)
     version = VersionAttribute()

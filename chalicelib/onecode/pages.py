@@ -9,6 +9,7 @@ redirects (303) to a page, so a reload never repeats it.
 """
 from __future__ import annotations
 
+import re
 from urllib.parse import quote
 
 from chalicelib import pagination, signed_tokens
@@ -19,7 +20,10 @@ from chalicelib.onecode.access import ROLE_NAMES, NoRoleHere, RoleTooLow
 from chalicelib.web import render
 
 FORM_PURPOSE = "h5-onecode-form"
-FORM_TOKEN_TTL_SECONDS = 4 * 3600
+FORM_TOKEN_TTL_SECONDS = 24 * 3600
+"""A day: a clerk opens the store page at the start of a shift and taps 下班打卡 at its end."""
+NOTICE_PURPOSE = "h5-onecode-notice"
+NOTICE_TTL_SECONDS = 600
 HTML = {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"}
 
 
@@ -50,9 +54,21 @@ def html(template: str, status: int = 200, **context) -> PageResponse:
 
 
 def see_other(path: str, notice: str | None = None) -> PageResponse:
-    """After a successful POST: back to a page (with a one-line notice), never a re-POST."""
-    location = path + (f"{'&' if '?' in path else '?'}notice={quote(notice)}" if notice else "")
-    return PageResponse(303, "", {"Location": location, "Cache-Control": "no-store"})
+    """After a successful POST: back to a page (with a one-line notice), never a re-POST.
+    The notice travels signed: a link someone else made cannot put its own words on our
+    page ("加客服微信转账验证") in the green line of a notice."""
+    if notice:
+        token = signed_tokens.sign(NOTICE_PURPOSE, {"t": notice}, ttl_seconds=NOTICE_TTL_SECONDS)
+        path += f"{'&' if '?' in path else '?'}notice={quote(token)}"
+    return PageResponse(303, "", {"Location": path, "Cache-Control": "no-store"})
+
+
+def notice_from(query: dict | None) -> str | None:
+    """The notice a redirect of ours carries; anything else in `?notice=` is ignored."""
+    try:
+        return str(signed_tokens.verify(NOTICE_PURPOSE, (query or {}).get("notice") or "")["t"])
+    except (signed_tokens.BadToken, KeyError):
+        return None
 
 
 def no_role_page() -> PageResponse:
@@ -75,6 +91,19 @@ CONFLICT_TEXTS = {
 }
 
 
+_FIELD_TEXTS = {"cursor": "翻页链接已失效，请返回第一页重新打开。",
+                "version": "数据已变化，请返回刷新页面后再修改。"}
+_CJK = re.compile("[\u4e00-\u9fff]")
+
+
+def _field_text(exc: InvalidField) -> str:
+    """A refused field in Chinese: the domain's own words where it wrote them for the phone
+    (fields.py and the one-code rules do), else a fixed text, never an API message."""
+    if exc.param in _FIELD_TEXTS:
+        return _FIELD_TEXTS[exc.param]
+    return exc.message if _CJK.search(exc.message) else "提交的内容有误，请返回刷新页面后重试。"
+
+
 def refusal_page(exc: ApiError) -> PageResponse:
     """A refused action as a page: conflicts and unknown ids in Chinese (field errors are
     shown on their form by the page that owns it, see `field_error`)."""
@@ -87,5 +116,5 @@ def refusal_page(exc: ApiError) -> PageResponse:
     if isinstance(exc, NotFound):
         return _page(404, "not-found", "没有找到", "要操作的对象不存在或已被删除，请刷新页面。")
     if isinstance(exc, InvalidField):
-        return _page(400, "invalid-field", "填写有误", exc.message)
+        return _page(400, "invalid-field", "填写有误", _field_text(exc))
     return _page(exc.status, "refused", "操作未完成", "操作没有完成，请刷新后重试。")

@@ -24,13 +24,15 @@ from chalicelib.h5 import PageResponse, _identity, _login, _page
 from chalicelib.h5_identity import WechatIdentity
 from chalicelib.models.qrcodes import QrCode
 from chalicelib.models.sub_merchants import SubMerchant
-from chalicelib.onecode import activation, codes, lookup, pages
+from chalicelib.onecode import activation, admins, codes, lookup, pages
 from chalicelib.onecode.access import ADMIN, ROLE_NAMES, admin_record
-from chalicelib.onecode.models import MerchantAdmin, Staff, Store
+from chalicelib.onecode.models import SETUP_KEY, MerchantAdmin, MerchantSetup, Staff, Store
 from chalicelib.qrcodes import CodeUnusable
 
-ALIPAY_AGENT_MARK = "AlipayClient"
-"""What Alipay's in-app browser puts in its User-Agent (WeChat's says MicroMessenger)."""
+WECHAT_AGENT_MARK = "MicroMessenger"
+"""What WeChat's in-app browser puts in its User-Agent. Only there can staff sign in with
+WeChat; any other browser scanning a collection code (Alipay, a phone's camera app) is a
+customer's and is not sent through WeChat OAuth, which would fail outside WeChat."""
 
 _ACTIVATION_ERRORS = {
     "unknown": (404, "激活码无效", "这个二维码不存在。请确认扫描的是商户管理员或店长发给您的激活码。"),
@@ -94,11 +96,8 @@ def _already_page(exc: activation.AlreadyHoldsRole) -> PageResponse:
 
 
 def _merchant_name(account_id: str, merchant_id: str) -> str:
-    try:
-        merchant = SubMerchant.get(account_id, merchant_id)
-    except SubMerchant.DoesNotExist:
-        return ""
-    return merchant.short_name or merchant.name
+    merchant, setup = lookup.get_many([(SubMerchant, account_id, merchant_id), (MerchantSetup, merchant_id, SETUP_KEY)])
+    return admins.shown_to_customers(merchant, setup)[0] if merchant is not None else ""
 
 
 def _activation_confirm_page(code: QrCode, identity: WechatIdentity, form: dict | None = None,
@@ -161,25 +160,29 @@ def _management(code: QrCode, identity: WechatIdentity) -> PageResponse:
 # --- collection codes ---------------------------------------------------------------------------
 
 def _collection(code: QrCode, cookie: str | None, user_agent: str) -> PageResponse:
-    """Staff and admins of the store: a way to their store page. Customers: the pay page
-    (not open yet). Alipay's browser cannot sign in with WeChat: always a customer."""
-    wanted = [(Store, code.store_id, None), (SubMerchant, code.account_id, code.merchant_id)]
-    identity = None if ALIPAY_AGENT_MARK in user_agent else _identity(cookie)
-    if ALIPAY_AGENT_MARK not in user_agent and identity is None:
+    """Staff and admins of the store (in WeChat): a way to their store page. Customers: the
+    pay page (not open yet)."""
+    wanted = [(Store, code.store_id, None), (SubMerchant, code.account_id, code.merchant_id),
+              (MerchantSetup, code.merchant_id, SETUP_KEY)]
+    in_wechat = WECHAT_AGENT_MARK in user_agent
+    identity = _identity(cookie) if in_wechat else None
+    if in_wechat and identity is None:
         return _login(f"/h5/q/{quote(code.code_id)}")
     if code.kind == codes.CLERK_COLLECTION:
         wanted.append((Staff, code.store_id, code.member_key))
     if identity is not None:
         wanted += [(Staff, code.store_id, identity.openid), (MerchantAdmin, code.merchant_id, identity.openid)]
-    store, merchant, *found = lookup.get_many(wanted)
+    store, merchant, setup, *found = lookup.get_many(wanted)
     clerk = found.pop(0) if code.kind == codes.CLERK_COLLECTION else None
     if store is None or merchant is None:
         return h5.code_error_page("unknown")
+    if code.kind == codes.CLERK_COLLECTION and clerk is None:
+        return code_error_page(code, "revoked")
     if any(record is not None for record in found):
         staff_record, _ = found
         holder = ROLE_NAMES[staff_record.role] if staff_record is not None else ROLE_NAMES[ADMIN]
         return _link_page("collection-staff", store.name, f"您是本店的{holder}。顾客扫这个码付款；您可以进入门店页面打卡、"
                           "查看收款码和管理门店。", tone="info", link=(f"/h5/stores/{store.store_id}", "进入门店页面"))
-    return pages.html("onecode_collection.html", page_id="collection-not-open",
-                      merchant_name=merchant.short_name or merchant.name, logo_url=merchant.logo_url,
-                      store_name=store.name, clerk_name=clerk.name if clerk else None)
+    merchant_name, logo_url = admins.shown_to_customers(merchant, setup)
+    return pages.html("onecode_collection.html", page_id="collection-not-open", merchant_name=merchant_name,
+                      logo_url=logo_url, store_name=store.name, clerk_name=clerk.name if clerk else None)

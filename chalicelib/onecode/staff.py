@@ -10,42 +10,19 @@ from __future__ import annotations
 
 import secrets
 
-from pynamodb.exceptions import TransactWriteError, UpdateError
+from pynamodb.exceptions import TransactWriteError
 
-from chalicelib import audit
-from chalicelib.errors import Conflict, InvalidField, NotFound
+from chalicelib.errors import InvalidField, NotFound
 from chalicelib.models.base import condition_failed, now, transaction
 from chalicelib.models.qrcodes import QrCode
 from chalicelib.onecode import codes, fields
-from chalicelib.onecode.access import ADMIN, CLERK, MANAGER, Actor, RoleTooLow, require
+from chalicelib.onecode.access import ADMIN, CLERK, MANAGER, Actor, RoleTooLow, audited, require
 from chalicelib.onecode.models import INVITE_PREFIX, Shift, Staff, Store
+from chalicelib.onecode.writes import conditional_update, transact
 
 MAX_STAFF = 200
 """Managers, clerks and pending invites per store: a page lists them in one bounded query."""
 ROLES = (MANAGER, CLERK)
-
-
-def conditional_update(record, actions: list, noun: str, condition=None) -> None:
-    """An update of a record as it was read (its version is the condition): a concurrent
-    change makes it a 409 to reload, never a silent overwrite."""
-    try:
-        record.update(actions=actions, condition=condition)
-    except UpdateError as exc:
-        if condition_failed(exc):
-            raise Conflict(f"the {noun} changed at the same time; reload and try again",
-                           code="version_conflict") from None
-        raise
-
-
-def _transact(write, noun: str) -> None:
-    try:
-        with transaction() as tx:
-            write(tx)
-    except TransactWriteError as exc:
-        if condition_failed(exc):
-            raise Conflict(f"the {noun} changed at the same time; reload and try again",
-                           code="version_conflict") from None
-        raise
 
 
 def new_invite(store: Store, role: str, name: str, phone: str | None, remark: str | None,
@@ -72,10 +49,14 @@ def find(store_id: str, staff_id: str) -> Staff:
     raise NotFound("no such staff member", param="staff_id")
 
 
-def _may_manage(actor: Actor, target: Staff) -> None:
-    """Admins manage anyone in the store; managers manage clerks (and themselves)."""
+def _may_manage(actor: Actor, target: Staff, itself: bool = False) -> None:
+    """Admins manage anyone in the store; managers manage clerks, and their own record only
+    where `itself` allows it (their name and phone, never their own refund permission,
+    promotion or removal: someone above them decides those)."""
     require(actor, ADMIN, MANAGER)
-    if actor.role == MANAGER and target.role == MANAGER and target.staff_id != actor.staff.staff_id:
+    if actor.role != MANAGER or target.role == CLERK and target.staff_id != actor.person_id:
+        return
+    if not (itself and target.staff_id == actor.person_id):
         raise RoleTooLow(ADMIN)
 
 
@@ -95,15 +76,15 @@ def invite(actor: Actor, store: Store, form: dict) -> Staff:
     values = _person(form)
     if len(people(store.store_id)) >= MAX_STAFF:
         raise InvalidField("name", f"一个门店最多 {MAX_STAFF} 位店员（含待激活）")
-    member, code = new_invite(store, role, values["name"], values["phone"], values["remark"], actor.openid)
+    member, code = new_invite(store, role, values["name"], values["phone"], values["remark"], actor.label)
     member.can_refund = fields.checkbox(form, "can_refund")
 
     def write(tx):
         tx.save(member, condition=Staff.member_key.does_not_exist())
         tx.save(code, condition=QrCode.code_id.does_not_exist())
-    _transact(write, "store")
+    transact(write, "store")
     member.version = 1
-    audit.record(actor.account_id, actor.label, f"store#{store.store_id}", "staff.invited",
+    audited(actor, f"store#{store.store_id}", "staff.invited",
                  {"staff_id": {"from": None, "to": member.staff_id}, "role": {"from": None, "to": role},
                   "name": {"from": None, "to": values["name"]}, "can_refund": {"from": None, "to": member.can_refund}})
     return member
@@ -111,14 +92,14 @@ def invite(actor: Actor, store: Store, form: dict) -> Staff:
 
 def edit(actor: Actor, store: Store, staff_id: str, form: dict) -> Staff:
     member = find(store.store_id, staff_id)
-    _may_manage(actor, member)
+    _may_manage(actor, member, itself=True)
     values = _person(form)
     changes = {name: {"from": getattr(member, name), "to": value} for name, value in values.items()
                if getattr(member, name) != value}
     if changes:
         conditional_update(member, [getattr(Staff, name).set(value) for name, value in values.items()],
                            "staff member")
-        audit.record(actor.account_id, actor.label, f"store#{store.store_id}", "staff.updated",
+        audited(actor, f"store#{store.store_id}", "staff.updated",
                      {"staff_id": {"from": None, "to": staff_id}} | changes)
     return member
 
@@ -128,7 +109,7 @@ def set_refund(actor: Actor, store: Store, staff_id: str, allowed: bool) -> Staf
     _may_manage(actor, member)
     if member.can_refund != allowed:
         conditional_update(member, [Staff.can_refund.set(allowed)], "staff member")
-        audit.record(actor.account_id, actor.label, f"store#{store.store_id}", "staff.refund_changed",
+        audited(actor, f"store#{store.store_id}", "staff.refund_changed",
                      {"staff_id": {"from": None, "to": staff_id}, "can_refund": {"from": not allowed, "to": allowed}})
     return member
 
@@ -140,7 +121,7 @@ def promote(actor: Actor, store: Store, staff_id: str) -> Staff:
     if member.role != CLERK:
         raise InvalidField("staff_id", "只有店员可以升为店长")
     conditional_update(member, [Staff.role.set(MANAGER)], "staff member")
-    audit.record(actor.account_id, actor.label, f"store#{store.store_id}", "staff.promoted",
+    audited(actor, f"store#{store.store_id}", "staff.promoted",
                  {"staff_id": {"from": None, "to": staff_id}, "role": {"from": CLERK, "to": MANAGER}})
     return member
 
@@ -158,9 +139,9 @@ def reissue_code(actor: Actor, store: Store, staff_id: str) -> Staff:
     def write(tx):
         tx.update(member, actions=[Staff.activation_code_id.set(code.code_id)])
         tx.save(code, condition=QrCode.code_id.does_not_exist())
-    _transact(write, "staff member")
+    transact(write, "staff member")
     codes.revoke(old_code_id)
-    audit.record(actor.account_id, actor.label, f"store#{store.store_id}", "staff.code_reissued",
+    audited(actor, f"store#{store.store_id}", "staff.code_reissued",
                  {"staff_id": {"from": None, "to": staff_id}})
     return member
 
@@ -175,10 +156,14 @@ def remove(actor: Actor, store: Store, staff_id: str) -> Staff:
         if member.on_shift and member.shift_id:
             tx.update(Shift(f"{store.store_id}#{staff_id}", member.shift_id), actions=[Shift.ended_at.set(at)],
                       condition=Shift.ended_at.does_not_exist())
-    _transact(write, "staff member")
+        if member.collection_code_id:
+            tx.update(QrCode(member.collection_code_id), actions=codes.revoke_actions(),
+                      condition=QrCode.code_id.exists())
+    transact(write, "staff member")
+    # A pending person's activation code is useless once the invite is gone (activation reads
+    # the invite); revoking it too only makes its error page say "revoked" rather than "used".
     codes.revoke(member.activation_code_id if not member.openid else None)
-    codes.revoke(member.collection_code_id)
-    audit.record(actor.account_id, actor.label, f"store#{store.store_id}", "staff.removed",
+    audited(actor, f"store#{store.store_id}", "staff.removed",
                  {"staff_id": {"from": staff_id, "to": None}, "name": {"from": member.name, "to": None},
                   "role": {"from": member.role, "to": None}})
     return member
@@ -207,7 +192,7 @@ def clock_in(actor: Actor) -> tuple[Staff, bool]:
         if condition_failed(exc):
             return member, False
         raise
-    audit.record(actor.account_id, actor.label, f"store#{member.store_id}", "staff.clocked_in",
+    audited(actor, f"store#{member.store_id}", "staff.clocked_in",
                  {"staff_id": {"from": None, "to": member.staff_id}, "shift_id": {"from": None, "to": shift.shift_id}})
     return member, True
 
@@ -229,7 +214,7 @@ def clock_out(actor: Actor) -> tuple[Staff, Shift | None]:
         if condition_failed(exc):
             return member, None
         raise
-    audit.record(actor.account_id, actor.label, f"store#{member.store_id}", "staff.clocked_out",
+    audited(actor, f"store#{member.store_id}", "staff.clocked_out",
                  {"staff_id": {"from": None, "to": member.staff_id}, "shift_id": {"from": shift_id, "to": None}})
     return member, Shift.get(shift.staff_ref, shift_id, consistent_read=True)
 
@@ -238,7 +223,7 @@ def set_messages(actor: Actor, on: bool) -> Staff:
     member = _self(actor)
     if member.messages_on != on:
         conditional_update(member, [Staff.messages_on.set(on)], "staff member")
-        audit.record(actor.account_id, actor.label, f"store#{member.store_id}", "staff.messages_changed",
+        audited(actor, f"store#{member.store_id}", "staff.messages_changed",
                      {"staff_id": {"from": None, "to": member.staff_id}, "messages_on": {"from": not on, "to": on}})
     return member
 

@@ -16,7 +16,7 @@ from chalicelib import qr, qrcodes
 from chalicelib.errors import ApiError, InvalidField, NotFound
 from chalicelib.h5 import PageResponse
 from chalicelib.models.sub_merchants import SubMerchant
-from chalicelib.onecode import codes, devices, fields, pages, staff, stores
+from chalicelib.onecode import admins, codes, devices, fields, pages, staff, stores
 from chalicelib.onecode.access import (
     ADMIN,
     CLERK,
@@ -32,7 +32,6 @@ SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
 """China has kept UTC+8 without daylight saving since 1991: a fixed offset is exact, and needs
 no tz database in the Lambda image."""
 SHIFTS_SHOWN = 5
-NOTICE_MAX = 80
 POSTER_SIZES = ("a5", "a6")
 
 FORM_FIELDS = {"edit": ("name", "province", "city", "district", "address", "phone", "longitude", "latitude",
@@ -68,12 +67,8 @@ def _merchant_name(store) -> str:
         merchant = SubMerchant.get(store.account_id, store.merchant_id)
     except SubMerchant.DoesNotExist:
         return ""
-    return merchant.short_name or merchant.name
+    return admins.shown_to_customers(merchant, admins.setup_of(store.merchant_id))[0]
 
-
-def _notice(query: dict) -> str | None:
-    notice = (query or {}).get("notice")
-    return notice[:NOTICE_MAX] if notice else None
 
 
 def _signed_in(store_id: str, cookie: str | None, return_path: str):
@@ -96,7 +91,7 @@ def _context(actor, store, failed: dict | None = None, query: dict | None = None
     me = actor.staff
     query = query or {}
     failed = failed or {"action": None, "target": None, "errors": {}, "typed": {}}
-    notice = _notice(query)
+    notice = pages.notice_from(query)
     context = {"title": store.name, "actor": actor, "store": store, "merchant_name": _merchant_name(store), "notice": notice,
                "role_name": ROLE_NAMES[actor.role], "me": me, "csrf": pages.form_token(actor.openid, path_of(store.store_id)),
                "path": path_of(store.store_id), "failed": failed, "ROLE_NAMES": ROLE_NAMES,
@@ -149,6 +144,9 @@ def _perform(action: str, actor, store, form: dict) -> str | tuple[str, str]:
     if action == "options":
         stores.set_notify_off_shift(actor, store, form)
         return "门店选项已保存"
+    if action == "collection-code":
+        stores.replace_collection_code(actor, store)
+        return "已更换门店收款码，旧收款码已停用，请打印新的海报"
     if action == "staff":
         member = staff.invite(actor, store, form)
         return f"已添加{ROLE_NAMES[member.role]}{member.name}，请让对方扫描激活码", member.staff_id

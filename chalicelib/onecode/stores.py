@@ -8,14 +8,15 @@ import secrets
 
 from pynamodb.exceptions import DoesNotExist
 
-from chalicelib import audit, pagination, versioning
+from chalicelib import pagination, versioning
 from chalicelib.errors import NotFound
 from chalicelib.models.base import now, transaction
 from chalicelib.models.qrcodes import QrCode
 from chalicelib.onecode import codes, fields
-from chalicelib.onecode.access import ADMIN, MANAGER, Actor, require
+from chalicelib.onecode.access import ADMIN, MANAGER, Actor, audited, require
 from chalicelib.onecode.models import Staff, Store
-from chalicelib.onecode.staff import conditional_update, new_invite
+from chalicelib.onecode.staff import new_invite
+from chalicelib.onecode.writes import conditional_update, transact
 
 STORE_LIST = "stores"
 
@@ -46,14 +47,14 @@ def create(actor: Actor, form: dict) -> tuple[Store, Staff]:
     store = Store(store_id=store_id, merchant_id=actor.merchant_id, account_id=actor.account_id,
                   collection_code_id=collection.code_id, created_at=at, updated_at=at,
                   created_key=f"{at:010d}#{store_id}", **values)
-    manager, activation = new_invite(store, "manager", manager_name, manager_phone, None, actor.openid)
+    manager, activation = new_invite(store, "manager", manager_name, manager_phone, None, actor.label)
     with transaction() as tx:
         tx.save(store, condition=Store.store_id.does_not_exist())
         tx.save(collection, condition=QrCode.code_id.does_not_exist())
         tx.save(manager, condition=Staff.member_key.does_not_exist())
         tx.save(activation, condition=QrCode.code_id.does_not_exist())
     store.version, manager.version = 1, 1
-    audit.record(actor.account_id, actor.label, f"store#{store_id}", "store.created",
+    audited(actor, f"store#{store_id}", "store.created",
                  {name: {"from": None, "to": value} for name, value in values.items() if value is not None}
                  | {"manager_name": {"from": None, "to": manager_name}})
     return store, manager
@@ -76,7 +77,7 @@ def edit(actor: Actor, store: Store, form: dict) -> Store:
         setattr(store, name, value)
     store.updated_at = now()
     versioning.save_versioned(store, "store")
-    audit.record(actor.account_id, actor.label, f"store#{store.store_id}", "store.updated", changes)
+    audited(actor, f"store#{store.store_id}", "store.updated", changes)
     return store
 
 
@@ -87,7 +88,7 @@ def set_notify_off_shift(actor: Actor, store: Store, form: dict) -> Store:
     if store.notify_off_shift == wanted:
         return store
     conditional_update(store, [Store.notify_off_shift.set(wanted), Store.updated_at.set(now())], "store")
-    audit.record(actor.account_id, actor.label, f"store#{store.store_id}", "store.options_changed",
+    audited(actor, f"store#{store.store_id}", "store.options_changed",
                  {"notify_off_shift": {"from": not wanted, "to": wanted}})
     return store
 
@@ -103,3 +104,21 @@ def _version(form: dict):
 def list_for_merchant(merchant_id: str, limit: int, cursor: str | None) -> pagination.Page:
     """Oldest first, `limit` at a time (the caller binds cursors to who reads: read_as)."""
     return pagination.query_page(Store.by_merchant, merchant_id, STORE_LIST, limit, cursor)
+
+
+def replace_collection_code(actor: Actor, store: Store) -> Store:
+    """Revoke the store's collection code (a poster taken down or swapped) and issue a new one,
+    in one transaction: customers scanning the old one are told it is no longer used."""
+    require(actor, ADMIN, MANAGER)
+    old_code_id = store.collection_code_id
+    code = codes.permanent_code(codes.STORE_COLLECTION, store.account_id, store.merchant_id, store.store_id)
+
+    def write(tx):
+        tx.update(store, actions=[Store.collection_code_id.set(code.code_id), Store.updated_at.set(now())])
+        tx.save(code, condition=QrCode.code_id.does_not_exist())
+        tx.update(QrCode(old_code_id), actions=codes.revoke_actions(), condition=QrCode.code_id.exists())
+    transact(write, "store")
+    store.collection_code_id = code.code_id
+    audited(actor, f"store#{store.store_id}", "store.collection_code_replaced",
+            {"collection_code_id": {"from": old_code_id, "to": code.code_id}})
+    return store
