@@ -23,6 +23,8 @@ from chalicelib.errors import (ApiError, InternalError, InvalidField, MethodNotA
 from chalicelib.log import logger
 from chalicelib.onecode import admins as onecode_admins, console_views as onecode_console
 from chalicelib.onecode import code_images, merchant_pages, store_pages
+from chalicelib.payments import notifications as payment_notifications, outbox as payment_outbox
+from chalicelib.payments import queries as payment_queries, sweeps as payment_sweeps
 from chalicelib.web import console_module, render, security as web_security, static_asset, static_text
 
 app = Chalice(app_name="cloudpay", configure_logs=False)
@@ -439,6 +441,20 @@ def update_sub_merchant(caller, merchant_id):
     return 200, sub_merchants.view(merchant) | {"reattribution_job": jobs.view(job) if job else None}
 
 
+@console("/v1/sub-merchants/{merchant_id}/orders")
+def list_merchant_orders(caller, merchant_id):
+    """P7: the merchant's orders, newest first (a sub-service-provider sees those attributed to it)."""
+    limit, cursor = _page_query()
+    page = payment_queries.merchant_orders(caller.account_id, merchant_id, limit, cursor)
+    return 200, page.body(payment_queries.order_view)
+
+
+@console("/v1/orders/{out_trade_no}")
+def get_order(caller, out_trade_no):
+    """P7: one order by out_trade_no, for its owner or its sub-service-provider."""
+    return 200, payment_queries.order_view(payment_queries.for_console(caller.account_id, out_trade_no))
+
+
 @console("/v1/sub-merchants/{merchant_id}/keys", methods=("POST",), replayable=False)
 def reset_sub_merchant_keys(caller, merchant_id):
     return 201, sub_merchants.reset_keys(caller.account_id, caller.account_id, merchant_id)
@@ -703,6 +719,48 @@ def expire_qr_codes(event):
     return {"examined": result.examined, "expired": result.expired}
 
 
+@app.schedule(Rate(1, unit=Rate.MINUTES))
+def sweep_open_orders(event):
+    """P4/P5: close unpaid orders past their expiry and settle the ones paid without a
+    notification, through the sparse index of open orders."""
+    result = payment_sweeps.sweep_open_orders()
+    logger.info("open orders sweep", extra=result)
+    return result
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES))
+def hand_over_outbox_items(event):
+    """P3's trigger: hand to the follow-up queue the outbox items a crash left behind."""
+    result = payment_outbox.sweep()
+    logger.info("outbox sweep", extra=result)
+    return result
+
+
+# --- P2 payment notifications (called by the channels, not by people) ---------------------------
+
+def _channel_reply(answer: tuple[int, dict, str]) -> Response:
+    status, headers, body = answer
+    return Response(body=body, status_code=status, headers=headers)
+
+
+@app.route("/notify/wechatpay/{sp_mchid}", methods=["POST"], content_types=["application/json"])
+def wechatpay_notification(sp_mchid):
+    request = app.current_request
+    return _channel_reply(payment_notifications.wechatpay_notification(sp_mchid, dict(request.headers),
+                                                                       request.raw_body or b""))
+
+
+@app.route("/notify/maidan", methods=["POST"], content_types=["application/json"])
+def maidan_notification():
+    request = app.current_request
+    return _channel_reply(payment_notifications.maidan_notification(dict(request.headers), request.raw_body or b""))
+
+
+@app.route("/notify/alipay", methods=["POST"], content_types=["application/x-www-form-urlencoded"])
+def alipay_notification():
+    return _channel_reply(payment_notifications.alipay_notification(app.current_request.raw_body or b""))
+
+
 # --- B1 / B3 job queues ------------------------------------------------------------------------
 
 @app.schedule(Rate(5, unit=Rate.MINUTES))
@@ -738,3 +796,9 @@ def reattribute_transaction_pages(event):
 def record_failed_reattribution_pages(event):
     """B3: a page that kept failing stops its job, which can then be retried."""
     return reattribution.handle_dead_letters(event.to_dict(), event.context)
+
+
+@app.on_sqs_message(queue=queues.PAYMENT_FOLLOW_UP, batch_size=10)
+def follow_up_paid_orders(event):
+    """P3: the work that follows a paid order (for now its audit entry), once per outbox item."""
+    return payment_outbox.handle_messages(event.to_dict(), event.context)

@@ -15,11 +15,10 @@ from tests import environment
 PAGE_BYTES_GOAL = 15 * 1024
 
 
-def _css_bytes(client, html: str) -> int:
-    total = 0
-    for href in re.findall(r'<link rel="stylesheet" href="([^"]+)"', html):
-        total += len(client.http.get(href).body)
-    return total
+def _asset_bytes(client, html: str) -> int:
+    """The stylesheets and scripts a page loads (the poster's one script included)."""
+    found = re.findall(r'<link rel="stylesheet" href="([^"]+)"', html) + re.findall(r'<script src="([^"]+)"', html)
+    return sum(len(client.http.get(path).body) for path in found)
 
 
 def measure() -> tuple[list[tuple[str, Counter]], list[tuple[str, int, int]]]:
@@ -70,6 +69,7 @@ def measure() -> tuple[list[tuple[str, Counter]], list[tuple[str, int, int]]]:
             devices.add(manager, store, {"device_id": f"POS-{index + 1:03d}", "name": f"{index + 1} 号收银台",
                                          "device_type": "cashier_desk"})
         clerk, _ = access.in_store(store.store_id, openid["clerk"])
+        admin_in_store, _ = access.in_store(store.store_id, openid["admin"])
         pending_clerk = staff.invite(manager, store, {"name": "待激活店员"})
         pending_admin = admins.invite(admin, {"name": "二老板"})
 
@@ -91,11 +91,18 @@ def measure() -> tuple[list[tuple[str, Counter]], list[tuple[str, int, int]]]:
         scan("merchant admin activation code, used", "guest", admin_code)
         scan("store manager activation code, used", "guest", manager_invite.activation_code_id)
         scan("clerk activation code, new clerk", "guest", pending_clerk.activation_code_id)
+        pending_manager = staff.invite(admin_in_store, store, {"name": "二店长", "role": "manager"})
+        scan("store manager activation code, new manager", "guest", pending_manager.activation_code_id)
+        scan("clerk collection code, the clerk", "clerk", clerk.staff.collection_code_id)
+        old_code = pending_clerk.activation_code_id
+        staff.reissue_code(manager, store, pending_clerk.staff_id)
+        scan("clerk activation code, revoked", "guest", old_code)
+        pending_clerk = staff.find(store.store_id, pending_clerk.staff_id)
 
         def page(label: str, role: str, path: str) -> None:
             phone = phones[role]
             phone.open(environment.PUBLIC_BASE_URL + path)
-            pages.append((label, len(phone.html.encode()), _css_bytes(client, phone.html)))
+            pages.append((label, len(phone.html.encode()), _asset_bytes(client, phone.html)))
 
         page("H1 admin activation confirm", "guest", f"/h5/q/{pending_admin.activation_code_id}")
         page("H1 clerk activation confirm", "guest", f"/h5/q/{pending_clerk.activation_code_id}")
@@ -120,8 +127,8 @@ def report() -> None:
         detail = ", ".join(f"{name} {count}" for name, count in sorted(calls.items()))
         print(f"{label:48} {sum(calls.values()):>11}  {detail}")
     print()
-    print(f"One-code H5 pages: bytes (HTML + CSS, no JS); goal ≤ {PAGE_BYTES_GOAL} each")
-    print(f"{'page':48} {'HTML':>7} {'CSS':>7} {'total':>7}")
+    print(f"One-code H5 pages: bytes (HTML + the CSS and JS it loads); goal ≤ {PAGE_BYTES_GOAL} each")
+    print(f"{'page':48} {'HTML':>7} {'CSS+JS':>7} {'total':>7}")
     for label, html_bytes, css_bytes in pages:
         total = html_bytes + css_bytes
         print(f"{label:48} {html_bytes:>7} {css_bytes:>7} {total:>7}{'' if total <= PAGE_BYTES_GOAL else '  OVER'}")

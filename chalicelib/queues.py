@@ -15,6 +15,7 @@ SUB_MERCHANT_SYNC = "${AWS::StackName}-sub-merchant-sync"
 SUB_MERCHANT_SYNC_DEAD_LETTERS = "${AWS::StackName}-sub-merchant-sync-dlq"
 REATTRIBUTION = "${AWS::StackName}-reattribution"
 REATTRIBUTION_DEAD_LETTERS = "${AWS::StackName}-reattribution-dlq"
+PAYMENT_FOLLOW_UP = "${AWS::StackName}-payment-follow-up"
 MAX_BACKOFF_SECONDS = 900
 _BATCH = 10  # SendMessageBatch takes at most 10 entries
 

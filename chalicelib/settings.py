@@ -46,11 +46,13 @@ class Settings:
     staff_table: str
     devices_table: str
     shifts_table: str
+    outbox_table: str
     # Queues and keys
     sync_queue_url: str
     reattribution_queue_url: str
     sync_dead_letter_queue_url: str
     reattribution_dead_letter_queue_url: str
+    payment_follow_up_queue_url: str
     kms_key_id: str
     job_retry_base_seconds: int
     """A failed job page is retried after base, 2x base, 4x base... (SQS visibility)."""
@@ -71,6 +73,14 @@ class Settings:
     qr_purge_after_seconds: int
     idempotency_ttl_seconds: int
     h5_identity_ttl_seconds: int
+    # Payments
+    order_expire_seconds: int
+    """An unpaid order's `time_expire`, from its creation."""
+    order_catch_up_after_seconds: int
+    """P5: an order still unpaid this long after creation (and again every as long) is queried."""
+    order_sweep_shards: int
+    outbox_hand_over_grace_seconds: int
+    """The outbox sweep leaves younger items alone: their own request is handing them over."""
     # Upstreams
     wechat_open_base_url: str
     wechat_api_base_url: str
@@ -180,10 +190,12 @@ def current() -> Settings:
         staff_table=_text("STAFF_TABLE"),
         devices_table=_text("DEVICES_TABLE"),
         shifts_table=_text("SHIFTS_TABLE"),
+        outbox_table=_text("OUTBOX_TABLE"),
         sync_queue_url=_text("SYNC_QUEUE_URL", "unset"),
         reattribution_queue_url=_text("REATTRIBUTION_QUEUE_URL", "unset"),
         sync_dead_letter_queue_url=_text("SYNC_DEAD_LETTER_QUEUE_URL", "unset"),
         reattribution_dead_letter_queue_url=_text("REATTRIBUTION_DEAD_LETTER_QUEUE_URL", "unset"),
+        payment_follow_up_queue_url=_text("PAYMENT_FOLLOW_UP_QUEUE_URL", "unset"),
         job_retry_base_seconds=_int("JOB_RETRY_BASE_SECONDS", 10),
         job_step_ttl_seconds=_int("JOB_STEP_TTL_SECONDS", 30 * 86400),
         kms_key_id=_text("KMS_KEY_ID", "unset"),
@@ -200,6 +212,10 @@ def current() -> Settings:
         qr_purge_after_seconds=_int("QR_PURGE_AFTER_SECONDS", 30 * 86400),
         idempotency_ttl_seconds=_int("IDEMPOTENCY_TTL_SECONDS", 24 * 3600),
         h5_identity_ttl_seconds=_int("H5_IDENTITY_TTL_SECONDS", 2 * 3600),
+        order_expire_seconds=_int("ORDER_EXPIRE_SECONDS", 10 * 60),
+        order_catch_up_after_seconds=_int("ORDER_CATCH_UP_AFTER_SECONDS", 3 * 60),
+        order_sweep_shards=_power_of_two("ORDER_SWEEP_SHARDS", 4),
+        outbox_hand_over_grace_seconds=_int("OUTBOX_HAND_OVER_GRACE_SECONDS", 30),
         wechat_open_base_url=_text("WECHAT_OPEN_BASE_URL", "https://open.weixin.qq.com").rstrip("/"),
         wechat_api_base_url=_text("WECHAT_API_BASE_URL", "https://api.weixin.qq.com").rstrip("/"),
         wechat_app_id=_text("WECHAT_APP_ID"),

@@ -483,6 +483,9 @@ def _trade_create(call: Call) -> dict:
     product_code = biz.get("product_code") or "FACE_TO_FACE_PAYMENT"
     if product_code not in PRODUCT_CODES:
         raise invalid_parameter("product_code")
+    seller_id = biz.get("seller_id")
+    if seller_id and str(seller_id) != merchant.user_id:
+        raise business("ACQ.INVALID_RECEIVE_ACCOUNT", "卖家不在设置的收款账户列表之中")
     buyer, buyer_open_id = _buyer(call)
     now = call.state.now()
     expires_at = None
@@ -515,19 +518,22 @@ def _trade_create(call: Call) -> dict:
 
 
 def _buyer(call: Call) -> tuple[Buyer, str | None]:
-    """buyer_id is the global 2088 id; buyer_open_id is the OpenID some app obtained."""
+    """buyer_id is the global 2088 id, the same in every app; buyer_open_id is an OpenID, which
+    names a buyer only within the app it was issued for (the calling app, its op_app_id, or the
+    authorizing merchant's own app). Anything else — an OpenID of another app, or an OpenID
+    sent as buyer_id — finds no buyer: ACQ.BUYER_NOT_EXIST, as Alipay answers."""
     buyer_id, open_id = call.biz.get("buyer_id"), call.biz.get("buyer_open_id")
     if buyer_id:
         buyer = call.state.buyers.get(str(buyer_id))
         if buyer is None:
-            raise invalid_parameter("buyer_id")
+            raise business("ACQ.BUYER_NOT_EXIST", "买家不存在")
         return buyer, None
     if open_id:
         apps = {call.app.app_id, call.biz.get("op_app_id"), call.merchant.auth_app_id} - {None}
         for buyer in call.state.buyers.values():
             if any(buyer.open_id(app_id) == open_id for app_id in apps):
                 return buyer, str(open_id)
-        raise invalid_parameter("buyer_open_id")
+        raise business("ACQ.BUYER_NOT_EXIST", "买家不存在")
     raise invalid_parameter("buyer_id 与 buyer_open_id 不能同时为空")
 
 

@@ -52,7 +52,7 @@ def _error(errcode: int, errmsg: str):
 def authorize():
     args = request.args
     app_id, redirect_uri = args.get("appid", ""), args.get("redirect_uri", "")
-    if app_id != world().config.wechat_app_id:
+    if app_id not in world().official_accounts:
         return render_template("wechat_error.html", message="appid 参数错误 (10003 redirect_uri 域名与后台配置不一致 / appid 无效)"), 400
     if args.get("response_type") != "code" or args.get("scope") not in ("snsapi_base", "snsapi_userinfo"):
         return render_template("wechat_error.html", message="scope 参数错误或没有 scope 权限 (10005)"), 400
@@ -72,10 +72,10 @@ def authorize():
 @api.get("/sns/oauth2/access_token")
 def access_token():
     args = request.args
-    config = world().config
-    if args.get("appid") != config.wechat_app_id:
+    secret = world().official_accounts.get(args.get("appid", ""))
+    if secret is None:
         return _error(40013, "invalid appid")
-    if args.get("secret") != config.wechat_app_secret:
+    if args.get("secret") != secret:
         return _error(40125, "invalid appsecret")
     if args.get("grant_type") != "authorization_code":
         return _error(40002, "invalid grant_type")
@@ -189,14 +189,13 @@ def _injected_fault():
 
 
 def _credentials_problem(app_id, secret):
-    config = world().config
     if not app_id:
         return _error(41002, "appid missing")
-    if app_id != config.wechat_app_id:
+    if app_id not in world().official_accounts:
         return _error(40013, "invalid appid")
     if not secret:
         return _error(41004, "appsecret missing")
-    if secret != config.wechat_app_secret:
+    if secret != world().official_accounts[app_id]:
         return _error(40125, "invalid appsecret")
     return None
 
@@ -325,6 +324,17 @@ def list_sent_messages():
     """The template messages a user received (?user=<user_id>), or all of them."""
     user_id = request.args.get("user")
     return jsonify([m for m in sent_messages(world()) if user_id in (None, m["user_id"])])
+
+
+@api.post("/sandbox/official-accounts")
+def create_official_account():
+    """Register a provider's official account ({"appid"?}): WeChat then runs OAuth for it and
+    issues openids per appid, so its users' openids differ from the platform account's."""
+    app_id = (request.get_json(silent=True) or {}).get("appid")
+    if app_id is not None and not (isinstance(app_id, str) and re.fullmatch(r"wx[0-9a-f]{16}", app_id)):
+        return jsonify({"error": "appid must be wx + 16 hex digits"}), 400
+    app_id, secret = world().add_official_account(app_id)
+    return jsonify({"appid": app_id, "secret": secret})
 
 
 @api.post("/sandbox/users/<user_id>/subscription")

@@ -145,6 +145,8 @@ class WechatPayState:
     platform_public_key_id: str = field(init=False)
     platform_certificate_serial_no: str = field(init=False)
     platform_certificate_pem: str = field(init=False)
+    platform_certificate_valid: tuple[float, float] = field(init=False)
+    """(effective, expires) of the platform certificate, as GET /v3/certificates lists them."""
     merchants: dict = field(default_factory=dict)
     orders: dict = field(default_factory=dict)  # (sp_mchid, sub_mchid, out_trade_no) -> Order
     refunds: dict = field(default_factory=dict)  # (sp_mchid, sub_mchid, out_refund_no) -> RefundRecord
@@ -163,6 +165,8 @@ class WechatPayState:
                        .sign(self.platform_key, hashes.SHA256()))
         self.platform_certificate_serial_no = format(serial, "040X")
         self.platform_certificate_pem = certificate.public_bytes(serialization.Encoding.PEM).decode()
+        self.platform_certificate_valid = (certificate.not_valid_before_utc.timestamp(),
+                                           certificate.not_valid_after_utc.timestamp())
 
     @property
     def platform_public_key_pem(self) -> str:
@@ -199,7 +203,10 @@ def _rfc3339(moment: float) -> str:
 # --- Merchant registry (what a provider downloads from its merchant platform) -------------
 
 def credentials(wechatpay: WechatPayState, merchant: Merchant) -> dict:
+    world_ = wechatpay.world
     return {"sp_mchid": merchant.sp_mchid, "serial_no": merchant.serial_no,
+            "sub_mchids": sorted(world_.wechatpay_sub_merchants.get(merchant.sp_mchid, ())),
+            "appids": sorted(world_.wechatpay_appids.get(merchant.sp_mchid, ())),
             "private_key_pem": merchant.private_key_pem, "api_v3_key": merchant.api_v3_key,
             "platform_key_mode": merchant.platform_key_mode,
             "platform_public_key_id": wechatpay.platform_public_key_id,
@@ -208,14 +215,25 @@ def credentials(wechatpay: WechatPayState, merchant: Merchant) -> dict:
             "platform_certificate_pem": wechatpay.platform_certificate_pem}
 
 
-def register_merchant(world, sp_mchid: str, platform_key_mode: str = "public_key") -> dict:
+def register_merchant(world, sp_mchid: str, platform_key_mode: str = "public_key", *,
+                      sub_mchids: tuple[str, ...] | list[str] = (), appids: tuple[str, ...] | list[str] = ()) -> dict:
     """Create (or read back) a service provider's API credentials; in-process twin of
-    POST /wechatpay/sandbox/merchants."""
+    POST /wechatpay/sandbox/merchants. `sub_mchids` become its sub-merchants (受理关系) and
+    `appids` are bound to it, in addition to any it already has: JSAPI orders are refused
+    for any other sub_mchid or sp_appid, as WeChat Pay refuses them."""
     if not _MCHID.match(sp_mchid):
         raise ValueError("sp_mchid must be digits")
     if platform_key_mode not in ("public_key", "certificate"):
         raise ValueError("platform_key_mode must be public_key or certificate")
+    if isinstance(sub_mchids, str) or not all(isinstance(m, str) and _MCHID.match(m) for m in sub_mchids):
+        raise ValueError("sub_mchids must be a list of digit strings")
+    if isinstance(appids, str) or not all(isinstance(a, str) and _APPID.match(a) for a in appids):
+        raise ValueError("appids must be a list of wx + 16 hex appids")
     wechatpay = state_of(world)
+    for sub_mchid in sub_mchids:
+        world.add_wechatpay_sub_merchant(sp_mchid, sub_mchid)
+    for app_id in appids:
+        world.bind_wechatpay_appid(sp_mchid, app_id)
     with world.lock:
         merchant = wechatpay.merchants.get(sp_mchid)
         if merchant is None:
@@ -526,6 +544,27 @@ def _validate_jsapi(body: dict, merchant: Merchant) -> None:
     _text(payer, openids[0], max_chars=128, pointer=f"/payer/{openids[0]}")
     if openids[0] == "sub_openid" and "sub_appid" not in body:
         raise param_error("/sub_appid", "使用 sub_openid 时必填")
+    _refuse_mixed_up_parties(body, merchant)
+
+
+def _refuse_mixed_up_parties(body: dict, merchant: Merchant) -> None:
+    """What WeChat Pay checks after the formats: the sub-merchant is the provider's, the
+    sp_appid is bound to the provider, and the payer's openid was issued for the appid that
+    names it (an openid is per appid: one from another official account is a stranger)."""
+    the_world, sub_mchid = world(), body["sub_mchid"]
+    if not the_world.is_wechatpay_sub_merchant(merchant.sp_mchid, sub_mchid):
+        raise Refusal(403, "NO_AUTH", f"服务商 {merchant.sp_mchid} 与子商户 {sub_mchid} 不存在受理关系")
+    if not the_world.is_wechatpay_appid_bound(merchant.sp_mchid, body["sp_appid"]):
+        raise Refusal(400, "APPID_MCHID_NOT_MATCH", "appid和mch_id不匹配，请检查后再试")
+    payer = body["payer"]
+    if payer.get("sp_openid") is not None and the_world.user_by_openid(body["sp_appid"], payer["sp_openid"]) is None:
+        raise Refusal(400, "PARAM_ERROR", "appid和openid不匹配",
+                      {"field": "/payer/sp_openid", "value": payer["sp_openid"], "issue": "appid和openid不匹配",
+                       "location": "body"})
+    if payer.get("sub_openid") is not None and the_world.user_by_openid(body["sub_appid"], payer["sub_openid"]) is None:
+        raise Refusal(400, "PARAM_ERROR", "sub_appid和sub_openid不匹配",
+                      {"field": "/payer/sub_openid", "value": payer["sub_openid"],
+                       "issue": "sub_appid和sub_openid不匹配", "location": "body"})
 
 
 # --- The API ------------------------------------------------------------------------------
@@ -666,6 +705,24 @@ def query_refund(merchant: Merchant, out_refund_no: str):
     return signed(200, refund_json(record, world().clock.now()))
 
 
+@blueprint.get("/v3/certificates")
+@v3_api
+def list_certificates(merchant: Merchant):
+    """平台证书 mode: the certificates, each AEAD_AES_256_GCM-encrypted with the caller's API
+    v3 key (associated_data "certificate"), so only the merchant can read them; the answer is
+    signed like every other."""
+    wechatpay = state()
+    effective, expires = wechatpay.platform_certificate_valid
+    nonce = secrets.token_hex(6)
+    ciphertext = AESGCM(merchant.api_v3_key.encode()).encrypt(
+        nonce.encode(), wechatpay.platform_certificate_pem.encode(), b"certificate")
+    return signed(200, {"data": [{
+        "serial_no": wechatpay.platform_certificate_serial_no,
+        "effective_time": _rfc3339(effective), "expire_time": _rfc3339(expires),
+        "encrypt_certificate": {"algorithm": "AEAD_AES_256_GCM", "nonce": nonce, "associated_data": "certificate",
+                                "ciphertext": base64.b64encode(ciphertext).decode()}}]})
+
+
 # --- Sandbox-only endpoints (not part of WeChat Pay) ---------------------------------------
 
 def _sandbox_error(refusal: Refusal) -> Response:
@@ -677,7 +734,8 @@ def create_merchant():
     body = request.get_json(silent=True) or {}
     try:
         return jsonify(register_merchant(world(), str(body.get("sp_mchid", "")),
-                                         str(body.get("platform_key_mode", "public_key"))))
+                                         str(body.get("platform_key_mode", "public_key")),
+                                         sub_mchids=body.get("sub_mchids") or (), appids=body.get("appids") or ()))
     except ValueError as exc:
         return jsonify({"code": "PARAM_ERROR", "message": str(exc)}), 400
 

@@ -137,6 +137,13 @@ class World:
     """(sp_mchid, offset) of sub-merchant pages that always answer SYSTEM_ERROR (a poison page)."""
     maidan_renamed_at: float | None = None
     """When set, 买单 reports every sub-merchant renamed at that time (a re-sync that updates all)."""
+    official_accounts: dict = field(default_factory=dict)
+    """appid -> AppSecret of every official account WeChat knows: the platform's (config) and
+    the ones tests register for providers (a provider's sp_appid issues its own openids)."""
+    wechatpay_sub_merchants: dict = field(default_factory=dict)
+    """sp_mchid -> sub_mchids it may act for (受理关系), beyond each generated 买单 provider's own."""
+    wechatpay_appids: dict = field(default_factory=dict)
+    """sp_mchid -> appids bound to it (APPID 绑定): the only sp_appids its orders may name."""
     notifier: Notifier = field(init=False)
     faults: Faults = field(init=False)
 
@@ -150,6 +157,7 @@ class World:
     def __post_init__(self) -> None:
         self.notifier = Notifier(self.clock)
         self.faults = Faults(in_process=self.config.in_process)
+        self.official_accounts[self.config.wechat_app_id] = self.config.wechat_app_secret
         for index in range(self.admin_count):
             self.add_user(f"admin-{index + 1:02d}", f"买单管理员{index + 1:02d}", "ADMIN")
         self.add_user("staff-01", "店员小王（已开通助手，非管理员）", "NOT_ADMIN")
@@ -272,6 +280,35 @@ class World:
         """Make `mchid` open (or close) 买单 now, as its owner would in WeChat."""
         with self.lock:
             self.maidan_openings[mchid] = (opened, self.clock.now())
+
+    def add_official_account(self, app_id: str | None = None) -> tuple[str, str]:
+        """(appid, AppSecret) of an official account, created when new (a random appid if none given)."""
+        with self.lock:
+            app_id = app_id or "wx" + secrets.token_hex(8)
+            secret = self.official_accounts.setdefault(app_id, secrets.token_hex(16))
+            return app_id, secret
+
+    # --- WeChat Pay: who may act for whom, which appids a merchant may name ----------------
+
+    def add_wechatpay_sub_merchant(self, sp_mchid: str, sub_mchid: str) -> None:
+        """Make `sub_mchid` a sub-merchant of service provider `sp_mchid` (受理关系)."""
+        with self.lock:
+            self.wechatpay_sub_merchants.setdefault(sp_mchid, set()).add(sub_mchid)
+
+    def is_wechatpay_sub_merchant(self, sp_mchid: str, sub_mchid: str) -> bool:
+        """Registered relations, plus every generated 买单 sub-merchant under its own provider."""
+        if sub_mchid in self.wechatpay_sub_merchants.get(sp_mchid, ()):
+            return True
+        generated = self.sub_merchant_by_mchid(sub_mchid)
+        return generated is not None and self.provider(generated.provider_index).sp_mchid == sp_mchid
+
+    def bind_wechatpay_appid(self, sp_mchid: str, app_id: str) -> None:
+        """Bind an official account (or mini program) appid to `sp_mchid`, as in its merchant platform."""
+        with self.lock:
+            self.wechatpay_appids.setdefault(sp_mchid, set()).add(app_id)
+
+    def is_wechatpay_appid_bound(self, sp_mchid: str, app_id: str) -> bool:
+        return app_id in self.wechatpay_appids.get(sp_mchid, ())
 
     # --- WeChat OAuth codes ----------------------------------------------------------------
 

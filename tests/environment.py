@@ -51,7 +51,7 @@ def expected_env() -> dict[str, str]:
              "SubServiceProvidersTable": "sub-service-providers", "SubMerchantsTable": "sub-merchants",
              "JobsTable": "jobs", "JobStepsTable": "job-steps", "OrdersTable": "orders", "RefundsTable": "refunds",
              "MerchantAdminsTable": "merchant-admins", "StoresTable": "stores", "StaffTable": "staff",
-             "DevicesTable": "devices", "ShiftsTable": "shifts"}
+             "DevicesTable": "devices", "ShiftsTable": "shifts", "OutboxTable": "outbox"}
     env = {}
     for variable, node in infra.template_env().items():
         if "Ref" in node and node["Ref"] in PARAMETERS:
@@ -84,7 +84,8 @@ def in_memory_aws():
         for variable, value in expected_env().items():
             assert resolved[variable] == value, variable
         os.environ["SYNC_QUEUE_URL"] = resolved["SYNC_QUEUE_URL"]
-        for variable in ("REATTRIBUTION_QUEUE_URL", "SYNC_DEAD_LETTER_QUEUE_URL", "REATTRIBUTION_DEAD_LETTER_QUEUE_URL"):
+        for variable in ("REATTRIBUTION_QUEUE_URL", "SYNC_DEAD_LETTER_QUEUE_URL", "REATTRIBUTION_DEAD_LETTER_QUEUE_URL",
+                         "PAYMENT_FOLLOW_UP_QUEUE_URL"):
             os.environ[variable] = resolved[variable]
         os.environ["KMS_KEY_ID"] = resolved["KMS_KEY_ID"]
         yield resolved

@@ -147,10 +147,9 @@ def _new_wechat_user(browser, sandbox: str, nickname: str):
     return page
 
 
-def _activation_url(api_base: str, store_page) -> str:
-    """The code the open person's QR image shows (what a scan of it opens)."""
-    source = store_page.locator("details[open] img.qr").get_attribute("src")
-    return f"{api_base}/h5/q/{re.search(r'/h5/codes/([^/]+)/image', source).group(1)}"
+def _activation_url(store_page) -> str:
+    """The URL the open person's activation code opens, as the page prints it under the QR."""
+    return store_page.locator("details[open] .code-url").inner_text()
 
 
 def test_a_merchant_sets_up_a_store_and_its_staff_from_wechat_alone(stack):
@@ -202,13 +201,14 @@ def test_a_merchant_sets_up_a_store_and_its_staff_from_wechat_alone(stack):
         store_id = re.search(r"/h5/stores/([^/?]+)", admin.url).group(1)
         admin.wait_for_function(ALL_IMAGES_SHOWN)
         admin.screenshot(path=str(SCREENSHOTS / "phone-store-as-admin.png"), full_page=True)
-        manager_url = _activation_url(stack["api"], admin)
+        manager_url = _activation_url(admin)
         admin.goto(f"{stack['api']}/h5/merchants/{merchant['id']}")
         admin.screenshot(path=str(SCREENSHOTS / "phone-merchant.png"), full_page=True)
 
         manager = _new_wechat_user(browser, stack["sandbox"], "李店长")
         manager.goto(manager_url)
         expect(manager.locator('[data-page="activation-confirm"]')).to_contain_text("店长")
+        manager.screenshot(path=str(SCREENSHOTS / "phone-manager-activation.png"))
         manager.click("#confirm")
         manager.click("a.button")
         expect(manager.locator('[data-page="store"]')).to_contain_text("我是店长")
@@ -219,7 +219,7 @@ def test_a_merchant_sets_up_a_store_and_its_staff_from_wechat_alone(stack):
         expect(manager.locator(".notice")).to_be_visible()
         manager.wait_for_function(ALL_IMAGES_SHOWN)
         manager.screenshot(path=str(SCREENSHOTS / "phone-store-as-manager.png"), full_page=True)
-        clerk_url = _activation_url(stack["api"], manager)
+        clerk_url = _activation_url(manager)
 
         clerk = _new_wechat_user(browser, stack["sandbox"], "店员小王")
         clerk.fill("#url", clerk_url)
@@ -227,6 +227,7 @@ def test_a_merchant_sets_up_a_store_and_its_staff_from_wechat_alone(stack):
         frame = clerk.frame_locator('iframe[title="phone"]')
         expect(frame.locator('[data-page="activation-confirm"]')).to_contain_text("店员")
         expect(frame.locator('input[name="messages_on"]')).to_be_checked()
+        clerk.screenshot(path=str(SCREENSHOTS / "sandbox-phone-clerk-activation.png"))
         frame.locator("#confirm").click()
         expect(frame.locator('[data-page="activation-done"]')).to_be_visible()
         clerk.goto(f"{stack['api']}/h5/stores/{store_id}")
@@ -238,6 +239,24 @@ def test_a_merchant_sets_up_a_store_and_its_staff_from_wechat_alone(stack):
         clerk.click("text=下班打卡")
         expect(clerk.locator(".notice")).to_contain_text("下班")
         expect(clerk.locator(".list li")).to_have_count(1)
+        clerk.click("text=我的收款码")
+        expect(clerk.locator('[data-page="store-my-code"]')).to_be_visible()
+        clerk.wait_for_function(ALL_IMAGES_SHOWN)
+        clerk.screenshot(path=str(SCREENSHOTS / "phone-clerk-my-code.png"), full_page=True)
+        clerk.goto(clerk_url)
+        expect(clerk.locator('[data-page="code-used"]')).to_be_visible()
+        clerk.screenshot(path=str(SCREENSHOTS / "phone-code-used.png"))
+        clerk.goto(f"{stack['api']}/h5/me")
+        expect(clerk.locator('[data-page="me"]')).to_contain_text("人民路店")
+        clerk.screenshot(path=str(SCREENSHOTS / "phone-me.png"))
+        store_code_url = api.get(f"/v1/stores/{store_id}").json()["collection_code"]["url"]
+        clerk.goto(store_code_url)
+        expect(clerk.locator('[data-page="collection-staff"]')).to_be_visible()
+        clerk.screenshot(path=str(SCREENSHOTS / "phone-collection-staff.png"))
+        customer = _new_wechat_user(browser, stack["sandbox"], "顾客")
+        customer.goto(store_code_url)
+        expect(customer.locator('[data-page="collection-not-open"]')).to_contain_text("人民路店")
+        customer.screenshot(path=str(SCREENSHOTS / "phone-collection-customer.png"))
 
         poster = manager.context.new_page()
         poster.goto(f"{stack['api']}/h5/stores/{store_id}/poster")

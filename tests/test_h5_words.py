@@ -24,6 +24,7 @@ ALLOWED_WORDS: frozenset[str] = frozenset()
 def visible_words(page: str) -> list[str]:
     text = re.sub(r"<(script|style)\b.*?</\1>", " ", page, flags=re.DOTALL | re.IGNORECASE)
     text = html.unescape(re.sub(r"<[^>]*>", " ", text))
+    text = re.sub(r"https?://\S+", " ", text)  # a code's URL, printed to copy, is not a word to read
     return [word for word in ENGLISH_WORD.findall(text) if word not in ALLOWED_WORDS]
 
 

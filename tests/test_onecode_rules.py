@@ -8,7 +8,7 @@ import time
 import pytest
 
 from chalicelib import qrcodes
-from chalicelib.errors import Conflict
+from chalicelib.errors import Conflict, InvalidField
 from chalicelib.h5_identity import WechatIdentity
 from chalicelib.models.qrcodes import QrCode
 from chalicelib.onecode import access, activation, admins, codes, staff, stores
@@ -132,7 +132,8 @@ def test_removing_a_clerk_on_shift_ends_the_shift_revokes_the_codes_and_the_role
         access.in_store(store.store_id, "clerk-1")
     assert [shift.ended_at is not None for shift in Shift.query(f"{store.store_id}#{clerk.staff.staff_id}")] == [True]
     assert codes.state_of(collection_code) == "revoked"
-    assert staff.clock_in(clerk)[1] is False
+    with pytest.raises(access.NoRoleHere):
+        staff.clock_in(clerk)
     assert len(list(Shift.query(f"{store.store_id}#{clerk.staff.staff_id}"))) == 1
     assert not list(Staff.query(store.store_id, Staff.member_key == "clerk-1"))
 
@@ -186,3 +187,33 @@ def test_an_admin_who_also_works_a_shift_in_a_store_keeps_both_roles_there(merch
     assert staff.clock_in(actor)[1] is True
     second = staff.invite(actor, store, {"name": "新店长", "role": "manager"})
     assert second.role == "manager"
+
+
+def test_the_activation_transaction_alone_refuses_the_second_confirm_that_passed_every_check(merchant, monkeypatch):
+    """Both phones pass the reads before the write (as two truly simultaneous confirms do);
+    the transaction's conditions alone must let only one of them through."""
+    account_id, merchant_id = merchant
+    code = qrcodes.usable(admins.setup_codes(account_id, merchant_id)["admin_activation"]["id"])
+    offers = {openid: activation.invitation(code, openid) for openid in ("phone-a", "phone-b")}
+    monkeypatch.setattr(activation.qrcodes, "usable", lambda code_id, kind=None: code)
+    monkeypatch.setattr(activation, "invitation", lambda code, openid: offers[openid])
+
+    activation.activate(code.code_id, codes.MERCHANT_ADMIN_ACTIVATION, _wechat("phone-a"), {})
+    with pytest.raises(CodeUnusable):
+        activation.activate(code.code_id, codes.MERCHANT_ADMIN_ACTIVATION, _wechat("phone-b"), {})
+
+    assert [admin.openid for admin in admins.people(merchant_id)] == ["phone-a"]
+    assert QrCode.get(code.code_id).used_by == "phone-a"
+
+
+def test_a_pending_clerk_cannot_be_promoted_so_a_manager_cannot_mint_manager_codes(merchant):
+    admin = _admin(merchant, "boss-1")
+    store, manager_invite = stores.create(admin, {"name": "一号店"})
+    activation.activate(manager_invite.activation_code_id, codes.STORE_MANAGER_ACTIVATION, _wechat("mgr"), {})
+    manager, store = access.in_store(store.store_id, "mgr")
+    pending = staff.invite(manager, store, {"name": "小王"})
+
+    with pytest.raises(InvalidField):
+        staff.promote(manager, store, pending.staff_id)
+
+    assert staff.find(store.store_id, pending.staff_id).role == "clerk"

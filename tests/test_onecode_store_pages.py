@@ -141,8 +141,11 @@ def test_a_manager_adds_a_clerk_with_an_activation_code_and_manages_them(shop, b
     assert _notice(_post(shop.manager, sid, "staff-code", staff_id=added.staff_id)) == "已为赵二重新生成激活码"
     assert codes.state_of(old_code) == "revoked" and codes.state_of(_member(sid, added.staff_id).activation_code_id) == "pending"
 
-    assert _notice(_post(shop.manager, sid, "staff-promote", staff_id=added.staff_id)) == "已将赵二升为店长"
-    assert _member(sid, added.staff_id).role == "manager"
+    refused = _post(shop.manager, sid, "staff-promote", staff_id=added.staff_id)
+    assert refused.status == 400 and "只有已激活的店员可以升为店长" in refused.html
+    assert _member(sid, added.staff_id).role == "clerk"
+    assert _notice(_post(shop.manager, sid, "staff-promote", staff_id=shop.clerk_id)) == "已将张店员升为店长"
+    assert _member(sid, shop.clerk_id).role == "manager"
 
     actions = [entry["action"] for entry in _audit(bound_console) if entry["entity"] == f"store#{sid}"
                and entry["actor"] == f"manager#{Staff.get(shop.store.store_id, shop.openids['staff-01']).staff_id}"
@@ -290,7 +293,8 @@ def test_the_poster_prints_the_store_code_for_a_manager_but_not_for_a_clerk(shop
     shop.manager.open(f"/h5/stores/{sid}/poster")
     assert shop.manager.status == 200 and shop.manager.page_id == "store-poster"
     html = shop.manager.html
-    assert "一号店" in html and "一号商户" in html and "<svg" in html and "微信 / 支付宝 扫码付款" in html
+    image = f'<img src="/h5/codes/{shop.store.collection_code_id}/image.svg"'
+    assert "一号店" in html and "一号商户" in html and image in html and "微信 / 支付宝 扫码付款" in html
     assert "/static/poster.css" in html and "<style" not in html and 'class="sheet a5"' in html
     assert 'class="sheet a6"' in shop.manager.open(f"/h5/stores/{sid}/poster?size=a6").html
     assert client.http.get("/static/poster.css").status_code == 200

@@ -188,7 +188,8 @@ in a KMS key policy, "*" means the key itself). No function uses them today."""
 SECRET_VARIABLES = {"PLATFORM_SIGNING_KEY_PARAMETER": "platform-signing-key",
                     "WECHAT_APP_SECRET_PARAMETER": "wechat-app-secret",
                     "MAIDAN_API_KEY_PARAMETER": "maidan-api-key"}
-SECRETS_NEEDED = {"APIHandler": set(SECRET_VARIABLES), "SyncSubMerchantPages": {"MAIDAN_API_KEY_PARAMETER"}}
+SECRETS_NEEDED = {"APIHandler": set(SECRET_VARIABLES), "SyncSubMerchantPages": {"MAIDAN_API_KEY_PARAMETER"},
+                  "SweepOpenOrders": {"MAIDAN_API_KEY_PARAMETER"}}
 """Who signs cookies/cursors/OAuth state, calls WeChat OAuth or calls 买单. Nobody else
 (the authorizer, the sweeps, the other queue handlers) gets any platform secret."""
 EPHEMERAL_TABLES = {"SessionsTable", "LoginAttemptsTable", "IdempotencyTable"}

@@ -21,13 +21,16 @@ from chalicelib.upstream import http
 from chalicelib.upstream import wechatpay as wp
 from sandbox.notifier import WECHATPAY_RETRY_SCHEDULE
 from sandbox.wechatpay import REFUND_SETTLES_AFTER_SECONDS, register_merchant, state_of
+from sandbox.world import WechatUser
 from tests import environment
 from tests.environment import SANDBOX_ROOT
 
 SP_MCHID = "1900000001"
 SUB_MCHID = "1600000001"
-SP_APPID = "wx0123456789abcdef"
-OPENID = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"
+SP_APPID = "wx5e0d4c3b2a190807"
+"""The provider's own official account, bound to SP_MCHID (not the platform's wx0123456789abcdef)."""
+OPENID = WechatUser("guest-01", "路人小李", "NOT_OPENED").openid(SP_APPID)
+"""What WeChat issued for SP_APPID to guest-01, one of the users every sandbox world has."""
 NOTIFY_URL = "http://h5.test/notify/wechatpay"
 SANDBOX = f"{environment.SANDBOX_ROOT}/wechatpay/sandbox"
 
@@ -44,7 +47,7 @@ def merchant_from(credentials: dict, mode: str = "public_key") -> wp.WechatPayMe
 
 @pytest.fixture
 def merchant(sandbox) -> wp.WechatPayMerchant:
-    return merchant_from(register_merchant(sandbox, SP_MCHID))
+    return merchant_from(register_merchant(sandbox, SP_MCHID, sub_mchids=[SUB_MCHID], appids=[SP_APPID]))
 
 
 class Receiver:
@@ -68,7 +71,7 @@ def receiver(sandbox) -> Receiver:
 @pytest.fixture
 def tampered(sandbox, wire):
     """(world, merchant, wire): answers can be rewritten on their way back to the client."""
-    return sandbox, merchant_from(register_merchant(sandbox, SP_MCHID)), wire
+    return sandbox, merchant_from(register_merchant(sandbox, SP_MCHID, sub_mchids=[SUB_MCHID], appids=[SP_APPID])), wire
 
 
 def platform_signed(private_key: rsa.RSAPrivateKey, serial: str, body: bytes, timestamp: int) -> dict:
@@ -390,7 +393,7 @@ def test_a_signtest_probe_signature_is_refused_without_verifying_it(tampered):
 
 
 def test_an_answer_from_a_platform_serial_we_do_not_hold_is_refused_clearly(sandbox):
-    credentials = register_merchant(sandbox, SP_MCHID)
+    credentials = register_merchant(sandbox, SP_MCHID, sub_mchids=[SUB_MCHID], appids=[SP_APPID])
     certificate_only = merchant_from(credentials, mode="certificate")
 
     with pytest.raises(wp.WechatPaySignatureError, match=credentials["platform_public_key_id"]):
@@ -398,7 +401,8 @@ def test_an_answer_from_a_platform_serial_we_do_not_hold_is_refused_clearly(sand
 
 
 def test_a_provider_on_platform_certificates_verifies_answers_with_the_certificate(sandbox):
-    credentials = register_merchant(sandbox, SP_MCHID, platform_key_mode="certificate")
+    credentials = register_merchant(sandbox, SP_MCHID, platform_key_mode="certificate", sub_mchids=[SUB_MCHID],
+                                    appids=[SP_APPID])
     merchant = merchant_from(credentials, mode="certificate")
 
     assert place_order(merchant).startswith("wx")

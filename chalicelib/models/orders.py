@@ -8,7 +8,7 @@ time and stays unique.
 from __future__ import annotations
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute, VersionAttribute
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
 from chalicelib.models.base import table_meta
@@ -23,7 +23,23 @@ def _by_time(name: str, hash_name: str) -> GlobalSecondaryIndex:
         "Meta": meta, hash_name: UnicodeAttribute(hash_key=True), "created_key": UnicodeAttribute(range_key=True)})()
 
 
+class OpenOrdersByCheck(GlobalSecondaryIndex):
+    """P4/P5: sparse index of the orders a sweep must still look at. Only an unpaid order
+    carries `open_shard`; settling or closing it removes the attribute, so the sweep queries
+    each shard for `check_at <= now` and never reads the table."""
+
+    class Meta:
+        index_name = "open-orders-by-check"
+        projection = KeysOnlyProjection()
+
+    open_shard = UnicodeAttribute(hash_key=True)
+    check_at = NumberAttribute(range_key=True)
+
+
 class Order(Model):
+    """P1: one order per payment attempt. `state` NOTPAY → SUCCESS (paid) or CLOSED; the
+    channel ids (`prepay_id`, `upstream_trade_no`) are set once the channel has answered."""
+
     Meta = table_meta("orders_table")
 
     out_trade_no = UnicodeAttribute(hash_key=True)
@@ -46,10 +62,25 @@ class Order(Model):
     created_key = UnicodeAttribute()
     attributed_by = UnicodeAttribute(null=True)
     """The re-attribution job that last moved it."""
+    sub_mchid = UnicodeAttribute(null=True)
+    source = UnicodeAttribute(null=True)  # store_code | clerk_code
+    wallet = UnicodeAttribute(null=True)  # wechat | alipay
+    payer_app_id = UnicodeAttribute(null=True)
+    """The appid `payer_id` (an openid) was issued for; the Alipay app for a buyer id."""
+    remark = UnicodeAttribute(null=True)
+    attempt_id = UnicodeAttribute(null=True)
+    """The pay page's id of this attempt: the same attempt always maps to this out_trade_no."""
+    time_expire = NumberAttribute(null=True)
+    prepay_id = UnicodeAttribute(null=True)
+    closed_at = NumberAttribute(null=True)
+    settled_by = UnicodeAttribute(null=True)  # notification | query
+    open_shard = UnicodeAttribute(null=True)
+    check_at = NumberAttribute(null=True)
     version = VersionAttribute()
 
     by_merchant = _by_time("orders-by-merchant", "merchant_id")
     by_sub_service_provider = _by_time("orders-by-sub-service-provider", "ssp_account_id")
+    open_by_check = OpenOrdersByCheck()
 
 
 class Refund(Model):

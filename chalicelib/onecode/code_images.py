@@ -35,7 +35,9 @@ def _may_see(code, openid: str) -> bool:
     member = member[0] if member else None
     if member is None:
         return False
-    return member.role == MANAGER or (code.kind == codes.CLERK_COLLECTION and member.member_key == code.member_key)
+    if member.role == MANAGER and code.kind != codes.STORE_MANAGER_ACTIVATION:
+        return True
+    return code.kind == codes.CLERK_COLLECTION and member.member_key == code.member_key
 
 
 def image(code_id: str, cookie: str | None, image_format: str) -> PageResponse:

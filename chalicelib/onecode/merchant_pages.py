@@ -16,7 +16,7 @@ from chalicelib.h5 import PageResponse
 from chalicelib.models.sub_merchants import SubMerchant
 from chalicelib.onecode import admins, code_images, codes, fields, lookup, pages, stores
 from chalicelib.onecode.access import ROLE_NAMES, NoRoleHere, as_admin
-from chalicelib.onecode.models import MerchantAdmin, Staff, Store
+from chalicelib.onecode.models import SETUP_KEY, MerchantAdmin, MerchantSetup, Staff, Store
 
 STORES_PER_PAGE = 20
 ROLES_SHOWN = 50
@@ -175,11 +175,14 @@ def me_page(cookie: str | None, query: dict) -> PageResponse:
     held_admin = list(MerchantAdmin.by_openid.query(identity.openid, limit=ROLES_SHOWN))
     held_staff = list(Staff.by_openid.query(identity.openid, limit=ROLES_SHOWN))
     wanted = ([(SubMerchant, admin.account_id, admin.merchant_id) for admin in held_admin]
+              + [(MerchantSetup, admin.merchant_id, SETUP_KEY) for admin in held_admin]
               + [(Store, member.store_id, None) for member in held_staff])
     found = lookup.get_many(wanted) if wanted else []
-    merchants, places = found[:len(held_admin)], found[len(held_admin):]
-    merchant_rows = [{"href": path_of(admin.merchant_id), "name": merchant.short_name or merchant.name,
-                      "role": ROLE_NAMES["admin"]} for admin, merchant in zip(held_admin, merchants) if merchant]
+    count = len(held_admin)
+    merchants, setups, places = found[:count], found[count:2 * count], found[2 * count:]
+    merchant_rows = [{"href": path_of(admin.merchant_id), "name": admins.shown_to_customers(merchant, setup)[0],
+                      "role": ROLE_NAMES["admin"]}
+                     for admin, merchant, setup in zip(held_admin, merchants, setups) if merchant]
     store_rows = [{"href": f"/h5/stores/{member.store_id}", "name": place.name, "role": ROLE_NAMES[member.role]}
                   for member, place in zip(held_staff, places) if place]
     return pages.html("me.html", page_id="me", notice=pages.notice_from(query), merchants=merchant_rows, stores=store_rows)

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import secrets
 
-from pynamodb.exceptions import TransactWriteError
+from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
-from chalicelib.errors import InvalidField, NotFound
+from chalicelib.errors import Conflict, InvalidField, NotFound
 from chalicelib.models.base import condition_failed, now, transaction
 from chalicelib.models.qrcodes import QrCode
 from chalicelib.onecode import codes, fields
-from chalicelib.onecode.access import ADMIN, CLERK, MANAGER, Actor, RoleTooLow, audited, require
+from chalicelib.onecode.access import ADMIN, CLERK, MANAGER, Actor, NoRoleHere, RoleTooLow, audited, require
 from chalicelib.onecode.models import INVITE_PREFIX, Shift, Staff, Store
 from chalicelib.onecode.writes import conditional_update, transact
 
@@ -120,6 +120,10 @@ def promote(actor: Actor, store: Store, staff_id: str) -> Staff:
     require(actor, ADMIN, MANAGER)
     if member.role != CLERK:
         raise InvalidField("staff_id", "只有店员可以升为店长")
+    if not member.openid:
+        # A pending invite promoted would let a manager hand out manager codes, which only
+        # admins may: whoever scanned the clerk code would become a manager.
+        raise InvalidField("staff_id", "只有已激活的店员可以升为店长")
     conditional_update(member, [Staff.role.set(MANAGER)], "staff member")
     audited(actor, f"store#{store.store_id}", "staff.promoted",
                  {"staff_id": {"from": None, "to": staff_id}, "role": {"from": CLERK, "to": MANAGER}})
@@ -175,6 +179,14 @@ def _self(actor: Actor) -> Staff:
     return actor.staff
 
 
+def _reread(member: Staff) -> Staff:
+    """The staff item as it is now, after a clock write lost a race; a removed person has none."""
+    try:
+        return Staff.get(member.store_id, member.member_key, consistent_read=True)
+    except DoesNotExist:
+        raise NoRoleHere("store_id") from None
+
+
 def clock_in(actor: Actor) -> tuple[Staff, bool]:
     """Start a shift; a second clock-in while on shift changes nothing (answers False)."""
     member = _self(actor)
@@ -189,9 +201,12 @@ def clock_in(actor: Actor) -> tuple[Staff, bool]:
                       condition=Staff.on_shift == False)  # noqa: E712 (a DynamoDB condition, not a comparison)
             tx.save(shift, condition=Shift.shift_id.does_not_exist())
     except TransactWriteError as exc:
-        if condition_failed(exc):
+        if not condition_failed(exc):
+            raise
+        if _reread(member).on_shift:
             return member, False
-        raise
+        raise Conflict("the staff member changed at the same time; reload and try again",
+                       code="version_conflict") from None
     audited(actor, f"store#{member.store_id}", "staff.clocked_in",
                  {"staff_id": {"from": None, "to": member.staff_id}, "shift_id": {"from": None, "to": shift.shift_id}})
     return member, True
@@ -211,9 +226,12 @@ def clock_out(actor: Actor) -> tuple[Staff, Shift | None]:
                       condition=Staff.shift_id == shift_id)
             tx.update(shift, actions=[Shift.ended_at.set(at)], condition=Shift.ended_at.does_not_exist())
     except TransactWriteError as exc:
-        if condition_failed(exc):
+        if not condition_failed(exc):
+            raise
+        if not _reread(member).on_shift:
             return member, None
-        raise
+        raise Conflict("the staff member changed at the same time; reload and try again",
+                       code="version_conflict") from None
     audited(actor, f"store#{member.store_id}", "staff.clocked_out",
                  {"staff_id": {"from": None, "to": member.staff_id}, "shift_id": {"from": shift_id, "to": None}})
     return member, Shift.get(shift.staff_ref, shift_id, consistent_read=True)

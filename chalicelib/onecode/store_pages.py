@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from urllib.parse import quote, urlencode
 
-from chalicelib import qr, qrcodes
+from chalicelib import qrcodes
 from chalicelib.errors import ApiError, InvalidField, NotFound
 from chalicelib.h5 import PageResponse
 from chalicelib.models.sub_merchants import SubMerchant
@@ -94,7 +94,7 @@ def _context(actor, store, failed: dict | None = None, query: dict | None = None
     notice = pages.notice_from(query)
     context = {"title": store.name, "actor": actor, "store": store, "merchant_name": _merchant_name(store), "notice": notice,
                "role_name": ROLE_NAMES[actor.role], "me": me, "csrf": pages.form_token(actor.openid, path_of(store.store_id)),
-               "path": path_of(store.store_id), "failed": failed, "ROLE_NAMES": ROLE_NAMES,
+               "path": path_of(store.store_id), "failed": failed, "ROLE_NAMES": ROLE_NAMES, "code_url": qrcodes.url_for,
                "DEVICE_TYPES": fields.DEVICE_TYPES, "COLLECTION_TYPES": fields.COLLECTION_TYPES,
                "CURRENCIES": fields.CURRENCIES, "local_time": local_time, "image_urls": image_urls,
                "ADMIN": ADMIN, "MANAGER": MANAGER, "CLERK": CLERK,
@@ -227,7 +227,6 @@ def poster_page(store_id: str, cookie: str | None, query: dict) -> PageResponse:
     except RoleTooLow as exc:
         return pages.role_too_low_page(exc)
     size = (query or {}).get("size")
-    code = image_urls(store.collection_code_id)
-    svg = qr.svg(code["url"]).split("?>", 1)[-1].strip()
-    return pages.html("store_poster.html", store=store, merchant_name=_merchant_name(store), code=code,
-                      size=size if size in POSTER_SIZES else "a5", svg=svg, path=path_of(store_id))
+    return pages.html("store_poster.html", store=store, merchant_name=_merchant_name(store),
+                      code=image_urls(store.collection_code_id), size=size if size in POSTER_SIZES else "a5",
+                      path=path_of(store_id))

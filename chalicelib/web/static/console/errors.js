@@ -58,6 +58,15 @@ export const ERROR_TEXT = {
   last_refund_admin: "这是该商户最后一位有退款权限的管理员，不能移除或取消其退款权限",
   device_exists: "该门店已有相同编号的设备",
   role_required: "您在该商户或门店的角色无权进行此操作",
+  // payments (P1)
+  payment_refused: "这笔付款无法进行",
+  wechat_pay_not_configured: "服务商尚未配置微信支付，暂时不能收款",
+  alipay_not_authorized: "商户尚未授权支付宝，暂时不能用支付宝收款",
+  sub_mchid_missing: "商户尚未填写微信支付子商户号，暂时不能收款",
+  collection_code_not_usable: "收款码已停用",
+  wallet_not_supported: "请用微信或支付宝扫码付款",
+  attempt_reused: "这笔付款已提交过，请刷新页面",
+  payer_missing: "无法识别付款人，请重新扫码",
   // the console itself
   network_error: "网络连接失败，请检查网络后重试",
 };

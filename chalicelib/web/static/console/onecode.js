@@ -57,11 +57,12 @@ function codeBlock(title, code, ctx, {id, note, action}) {
     h("h3", {text: title}),
     h("div", {class: "qr small"}, codeImage(code, ctx, {alt: title, className: ""})),
     facts([["状态", badge(CODE_STATE, code.state)],
-           ["有效期至", code.expires_at ? time(code.expires_at) : "长期有效（撤销前）"],
-           ["生成时间", time(code.created_at)], code.used_at ? ["使用时间", time(code.used_at)] : null,
-           ["链接", h("code", {class: "code-url", id: `${id}-url`, text: code.url})]]),
+           ["有效期至", code.expires_at ? time(code.expires_at) : (code.kind === "merchant_management" ? "长期有效（撤销前）" : "—")],
+           code.created_at ? ["生成时间", time(code.created_at)] : null, code.used_at ? ["使用时间", time(code.used_at)] : null,
+           code.url ? ["链接", h("code", {class: "code-url", id: `${id}-url`, text: code.url})] : null]),
     h("p", {class: "note", text: note}),
-    h("div", {class: "actions"}, "下载：", saveImage(code, "png", id), saveImage(code, "svg", id), action));
+    h("div", {class: "actions"}, ...(code.images ? ["下载：", saveImage(code, "png", id), saveImage(code, "svg", id)] : []),
+      action));
 }
 
 function setupCodesCard(merchant, ctx, onChange) {
@@ -70,7 +71,10 @@ function setupCodesCard(merchant, ctx, onChange) {
 
   function show(setup) {
     onChange();
-    const activation = setup.admin_activation, management = setup.management;
+    // A used or expired activation code is deleted 30 days after its expiry: then only its
+    // re-issue is left to show.
+    const activation = setup.admin_activation || {state: "expired", url: "", images: null};
+    const management = setup.management;
     holder.replaceChildren(
       codeBlock("商户管理员激活码", activation, ctx, {id: "admin-activation-code",
         note: "商户管理员用微信扫码后成为该商户的管理员。一次性使用，7 天内有效。",
@@ -157,7 +161,8 @@ function staffTable(store) {
       h("td", {dataset: {label: "消息"}}, person.messages_on ? "接收" : "不接收"),
       h("td", {dataset: {label: "当班"}}, person.on_shift ? "当班中" : "—"),
       owner ? h("td", {dataset: {label: "激活码"}}, person.activation_code
-        ? [badge(CODE_STATE, person.activation_code.state), " 至 ", time(person.activation_code.expires_at)] : "—") : null))));
+        ? [badge(CODE_STATE, person.activation_code.state), " 至 ", time(person.activation_code.expires_at),
+           h("div", {class: "code-url", text: person.activation_code.url})] : "—") : null))));
 }
 
 function devicesTable(store) {

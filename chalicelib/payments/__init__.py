@@ -1,0 +1,12 @@
+"""Customer payments (SPEC P1, P2, P4, P5, P7, B2's order sweeps): orders on three channels,
+verified notifications, the outbox of work that follows a payment, and the sweeps.
+
+- `amounts`: the amount a customer types, in yuan, to integer fen (with Chinese reasons).
+- `orders`: P1, one order per attempt, routed to WeChat Pay partner JSAPI, 买单 or Alipay.
+- `channels`: the three channels behind one small interface (create, query, close).
+- `settle`: the one path to PAID (a conditional write in one transaction with its outbox item).
+- `notifications`: P2, the three channels' notifications as (status, headers, body).
+- `outbox`: handing outbox items to the follow-up queue, its handler and its sweep.
+- `sweeps`: P4 close and P5 catch-up through the sparse index of open orders.
+- `queries`: P7, orders for the console.
+"""

@@ -1,0 +1,110 @@
+"""P3's trigger: follow-up work is an outbox item written in the PAID transaction, handed to
+the follow-up queue at once, and swept by schedule for what a crash left behind.
+
+(DynamoDB Streams would be the other way, but moto 5.2.5 does not serve DescribeStream, so
+the local stack could not run it.) An item carries `pending_shard` until a send to the
+queue succeeded; the sweep queries that sparse index only. The queue's handler is
+idempotent (each effect a conditional write), so the rare double hand-over (a sweep racing a
+slow request) changes nothing.
+"""
+from __future__ import annotations
+
+import json
+import zlib
+
+from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
+
+from chalicelib import queues, settings
+from chalicelib.log import logger
+from chalicelib.models.audit import AuditEntry
+from chalicelib.models.base import condition_failed, now
+from chalicelib.models.orders import Order
+from chalicelib.payments.models import OutboxItem
+
+ORDER_PAID = "order_paid"
+
+
+def shard_of(key: str, shards: int | None = None) -> str:
+    return str(zlib.crc32(key.encode()) % (shards or settings.current().order_sweep_shards))
+
+
+def order_paid_item(order: Order, at: int) -> OutboxItem:
+    return OutboxItem(item_id=f"{ORDER_PAID}#{order.out_trade_no}", kind=ORDER_PAID, account_id=order.account_id,
+                      out_trade_no=order.out_trade_no, created_at=at, pending_shard=shard_of(order.out_trade_no))
+
+
+def enqueue(item_ids: list[str]) -> None:
+    """Send the items to the follow-up queue (a seam tests use to play a crash)."""
+    queues.send(settings.current().payment_follow_up_queue_url, [{"item_id": item_id} for item_id in item_ids])
+
+
+def hand_over(item_id: str) -> bool:
+    """Send one item to the queue, then drop it from the pending index; False when the send
+    failed (the sweep sends it later)."""
+    try:
+        enqueue([item_id])
+    except Exception as exc:  # the payment is committed; the sweep finishes this
+        logger.warning("outbox hand-over failed; the sweep will retry", extra={"item_id": item_id,
+                                                                                "error": type(exc).__name__})
+        return False
+    try:
+        OutboxItem(item_id).update(actions=[OutboxItem.pending_shard.remove(), OutboxItem.handed_over_at.set(now())],
+                                   condition=OutboxItem.pending_shard.exists())
+    except UpdateError as exc:
+        if not condition_failed(exc):
+            raise
+    return True
+
+
+def sweep(at: int | None = None) -> dict:
+    """Hand over the items older than the grace period that are still pending, shard by shard."""
+    at = now() if at is None else at
+    current = settings.current()
+    cutoff = at - current.outbox_hand_over_grace_seconds
+    examined = handed = 0
+    for shard in range(current.order_sweep_shards):
+        for key in OutboxItem.pending.query(str(shard), OutboxItem.created_at <= cutoff):
+            examined += 1
+            handed += hand_over(key.item_id)
+    return {"examined": examined, "handed_over": handed}
+
+
+def handle_item(item_id: str) -> str:
+    """The follow-up of one item. For now an `order_paid` item records the paid order's audit
+    entry (exactly once: its id is derived from the order); clerk messages and the provider's
+    callback are the next issue's."""
+    try:
+        item = OutboxItem.get(item_id, consistent_read=True)
+    except DoesNotExist:
+        return "unknown"
+    if item.done_at is not None:
+        return "duplicate"
+    order = Order.get(item.out_trade_no, consistent_read=True)
+    entry = AuditEntry(account_id=order.account_id, entry_id=f"{int(order.paid_at) * 1000:015d}#paid#{order.out_trade_no}",
+                       at=int(order.paid_at), actor=f"channel:{order.channel}", entity=f"order#{order.out_trade_no}",
+                       action="order.paid", changes={"state": {"from": "NOTPAY", "to": order.state},
+                                                     "total": order.total, "merchant_id": order.merchant_id})
+    try:
+        entry.save(condition=AuditEntry.entry_id.does_not_exist())
+    except PutError as exc:
+        if not condition_failed(exc):
+            raise
+    try:
+        item.update(actions=[OutboxItem.done_at.set(now())], condition=OutboxItem.done_at.does_not_exist())
+    except UpdateError as exc:
+        if not condition_failed(exc):
+            raise
+    return "done"
+
+
+def handle_messages(event: dict, context) -> dict:
+    """The follow-up queue's batch: each record one item id; failures reported per record."""
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+
+    def handle_record(record) -> str:
+        outcome = handle_item(json.loads(record.body)["item_id"])
+        logger.info("payment follow-up handled", extra={"outcome": outcome, "message_id": record.message_id})
+        return outcome
+
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    return process_partial_response(event=event, record_handler=handle_record, processor=processor, context=context)
