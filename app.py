@@ -24,7 +24,8 @@ from chalicelib.log import logger
 from chalicelib.onecode import admins as onecode_admins, console_views as onecode_console
 from chalicelib.onecode import code_images, merchant_pages, store_pages
 from chalicelib.payments import notifications as payment_notifications, outbox as payment_outbox
-from chalicelib.payments import queries as payment_queries, sweeps as payment_sweeps
+from chalicelib.payments import phone_orders, queries as payment_queries, sweeps as payment_sweeps
+from chalicelib.payments import pages as pay_pages
 from chalicelib.web import console_module, render, security as web_security, static_asset, static_text
 
 app = Chalice(app_name="cloudpay", configure_logs=False)
@@ -256,7 +257,8 @@ def _page_query() -> tuple[int, str | None]:
 
 # The body fields each mutating route takes (see `console`); a route that names none takes no body.
 _PROVIDER_FIELDS = {**dict.fromkeys(("name", "short_name", "remark", "logo_url", "ad_image_url", "ad_link_url",
-                                     "callback_url")),
+                                     "callback_url", "pay_limit_fen")),
+                    "result_slots": dict.fromkeys(("review", "coupon"), dict.fromkeys(("title", "url"))),
                     "wechat_pay": dict.fromkeys(("app_id", "serial_no", "platform_public_key_id",
                                                  "platform_public_key_pem", "platform_certificate_pem",
                                                  "rebate_ratio_bp", "app_secret", "api_v3_key", "private_key_pem")),
@@ -264,7 +266,7 @@ _PROVIDER_FIELDS = {**dict.fromkeys(("name", "short_name", "remark", "logo_url",
                                              "private_key"))}
 _SUB_SERVICE_PROVIDER_FIELDS = ("name", "admin_name", "phone", "rebate_ratio_bp", "remark")
 _SUB_MERCHANT_FIELDS = ("name", "short_name", "admin_name", "admin_email", "remark", "logo_url", "ad_image_url",
-                        "ad_link_url", "sub_mchid", "sub_service_provider")
+                        "ad_link_url", "sub_mchid", "sub_service_provider", "pay_limit_fen")
 
 
 # --- C1 accounts -------------------------------------------------------------------------
@@ -624,6 +626,47 @@ def h5_wechat_oauth_callback():
     return _h5(lambda: h5.oauth_callback(app.current_request.query_params or {}, _cookie()))
 
 
+# --- H7/H8 pay pages ---------------------------------------------------------------------------
+
+def _user_agent() -> str | None:
+    return app.current_request.headers.get("user-agent")
+
+
+@app.route("/h5/pay/{code_id}")
+def h5_pay_page(code_id):
+    return _h5(lambda: pay_pages.pay_page(qrcodes.find(code_id), _cookie(), _user_agent()))
+
+
+@app.route("/h5/pay/{code_id}", methods=["POST"], content_types=["application/x-www-form-urlencoded"])
+def h5_pay(code_id):
+    return _h5(lambda: pay_pages.pay(qrcodes.find(code_id), _cookie(), _user_agent(), _form()))
+
+
+@app.route("/h5/pay/orders/{out_trade_no}")
+def h5_pay_result(out_trade_no):
+    return _h5(lambda: pay_pages.result_page(out_trade_no, app.current_request.query_params or {}))
+
+
+@app.route("/h5/pay/orders/{out_trade_no}/state")
+def h5_pay_order_state(out_trade_no):
+    return _h5(lambda: pay_pages.order_state(out_trade_no, app.current_request.query_params or {}))
+
+
+@app.route(pay_pages.DONE_PATH)
+def h5_pay_done():
+    return _h5(pay_pages.done_page)
+
+
+@app.route(pay_pages.WECHAT_CALLBACK_PATH)
+def h5_pay_wechat_oauth_callback():
+    return _h5(lambda: pay_pages.payer_callback(pay_pages.WECHAT, app.current_request.query_params or {}, _cookie()))
+
+
+@app.route(pay_pages.ALIPAY_CALLBACK_PATH)
+def h5_pay_alipay_oauth_callback():
+    return _h5(lambda: pay_pages.payer_callback(pay_pages.ALIPAY, app.current_request.query_params or {}, _cookie()))
+
+
 # --- H3-H6 one-code setup pages ------------------------------------------------------------------
 
 @app.route("/h5/merchants/{merchant_id}")
@@ -634,6 +677,12 @@ def h5_merchant(merchant_id):
 @app.route("/h5/merchants/{merchant_id}/new-store")
 def h5_merchant_new_store(merchant_id):
     return _h5(lambda: merchant_pages.new_store_page(merchant_id, _cookie()))
+
+
+@app.route("/h5/merchants/{merchant_id}/orders")
+def h5_merchant_orders(merchant_id):
+    return _h5(lambda: phone_orders.merchant_orders_page(merchant_id, _cookie(),
+                                                         app.current_request.query_params or {}))
 
 
 @app.route("/h5/merchants/{merchant_id}/{action}", methods=["POST"],
@@ -665,6 +714,11 @@ def h5_store(store_id):
 @app.route("/h5/stores/{store_id}/my-code")
 def h5_store_my_code(store_id):
     return _h5(lambda: store_pages.my_code_page(store_id, _cookie()))
+
+
+@app.route("/h5/stores/{store_id}/orders")
+def h5_store_orders(store_id):
+    return _h5(lambda: phone_orders.store_orders_page(store_id, _cookie(), app.current_request.query_params or {}))
 
 
 @app.route("/h5/stores/{store_id}/poster")

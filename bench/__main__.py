@@ -1,6 +1,7 @@
 """Print the figures of the binding flow and of cold start (`python -m bench lists`: only
 the list figures of bench/lists.py, without the long sync bench; `python -m bench onecode`:
-only the one-code setup's scans and page sizes, bench/onecode.py).
+only the one-code setup's scans and page sizes, bench/onecode.py; `python -m bench payments`:
+only the customer payments' round trips and page sizes, bench/payments.py).
 
 - AWS (DynamoDB) calls per request of the binding flow, by operation, and upstream calls;
 - the import time of app.py as a ratio to a bare Chalice app's (median of fresh processes).
@@ -91,13 +92,15 @@ def main() -> None:
     print(f"Import time (median of 7 fresh processes): bare Chalice app {bare * 1000:.1f} ms, "
           f"app.py {ours * 1000:.1f} ms, ratio {ours / bare:.2f}")
     print()
-    from bench import jobs, lists, onecode, upstreams
+    from bench import jobs, lists, onecode, payments, upstreams
     upstreams.report()
     jobs.report()
     print()
     lists.report()
     print()
     onecode.report()
+    print()
+    payments.report()
 
 
 if __name__ == "__main__":
@@ -107,5 +110,8 @@ if __name__ == "__main__":
     elif sys.argv[1:] == ["onecode"]:
         from bench import onecode
         onecode.report()
+    elif sys.argv[1:] == ["payments"]:
+        from bench import payments
+        payments.report()
     else:
         main()

@@ -105,15 +105,22 @@ def _signed_in(kind: str, cookie: str | None) -> WechatIdentity | None:
     return identity
 
 
-def _login(return_path: str, scope: str = wechat_oauth.BASE) -> PageResponse:
-    """Send the phone to WeChat OAuth with a state tied to this phone by a nonce cookie."""
-    config = settings.current()
+def oauth_redirect(return_path: str, authorize_url, extra_state: dict | None = None) -> PageResponse:
+    """Send the phone to an OAuth page (`authorize_url(state)`) with a state tied to this
+    phone by a nonce cookie; `extra_state` travels signed with it (e.g. whose app to use)."""
     nonce = new_oauth_nonce()
-    state = signed_tokens.sign(_OAUTH_STATE_PURPOSE, {"r": return_path, "n": oauth_nonce_hash(nonce)},
+    state = signed_tokens.sign(_OAUTH_STATE_PURPOSE, {**(extra_state or {}), "r": return_path,
+                                                      "n": oauth_nonce_hash(nonce)},
                                ttl_seconds=OAUTH_STATE_TTL_SECONDS)
+    return _redirect(authorize_url(state), {"Set-Cookie": oauth_nonce_cookie_header(nonce, OAUTH_STATE_TTL_SECONDS)})
+
+
+def _login(return_path: str, scope: str = wechat_oauth.BASE) -> PageResponse:
+    """Send the phone to WeChat OAuth through the platform's official account."""
+    config = settings.current()
     redirect_uri = config.public_base_url + OAUTH_CALLBACK_PATH
-    return _redirect(wechat_oauth.authorize_url(config.wechat_app_id, redirect_uri, state, scope),
-                     {"Set-Cookie": oauth_nonce_cookie_header(nonce, OAUTH_STATE_TTL_SECONDS)})
+    return oauth_redirect(return_path,
+                          lambda state: wechat_oauth.authorize_url(config.wechat_app_id, redirect_uri, state, scope))
 
 
 def _guarded(action) -> PageResponse:
@@ -245,29 +252,42 @@ def confirm(code_id: str, cookie: str | None, form: dict) -> PageResponse:
     return _guarded(lambda: confirmer(code_id, identity))
 
 
+def genuine_oauth_state(query: dict, cookie: str | None, code_param: str = "code",
+                        wallet_name: str = "微信") -> dict | PageResponse:
+    """The state of an OAuth callback that this phone started, used for the first time, with
+    a code (`code_param`) to exchange; else the page that says why not. Shared by every
+    OAuth callback (the platform's WeChat account, a provider's, Alipay's user auth): without
+    it anyone could send a phone a callback URL holding their own code and have it signed in
+    as them (login CSRF)."""
+    try:
+        state = signed_tokens.verify(_OAUTH_STATE_PURPOSE, query.get("state", ""))
+    except signed_tokens.BadToken:
+        return _page(400, "oauth-bad-state", "授权已过期", f"{wallet_name}授权已过期或无效，请重新扫码。")
+    if not str(state.get("r", "")).startswith("/h5/"):
+        return _page(400, "oauth-bad-state", "授权已过期", f"{wallet_name}授权已过期或无效，请重新扫码。")
+    if not query.get(code_param):
+        return _page(403, "oauth-denied", f"未完成{wallet_name}授权",
+                     f"需要{wallet_name}授权才能识别您的身份，请重新扫码并同意授权。")
+    nonce = oauth_nonce_from_cookie_header(cookie)
+    if nonce is None or not hmac.compare_digest(oauth_nonce_hash(nonce), str(state.get("n", ""))):
+        logger.warning("oauth callback without the nonce of the phone that started it")
+        return _page(403, "oauth-wrong-browser", "请在扫码的手机上完成授权",
+                     f"这个{wallet_name}授权不是在当前页面发起的，为保护您的账号已停止。请重新扫描二维码。")
+    if not throttle.use_once(f"oauth-state {state['n']}", now(), OAUTH_STATE_TTL_SECONDS + 60):
+        return _page(400, "oauth-state-used", "授权已使用", f"这次{wallet_name}授权已经完成过，不能重复使用。请重新扫码。")
+    return state
+
+
 def oauth_callback(query: dict, cookie: str | None) -> PageResponse:
     """U1 callback: exchange the code, keep the identity in a cookie, go back to the page.
 
     Only on the phone that started this sign-in (its nonce cookie matches the state), and only
     once per state: otherwise anyone could send a phone a callback URL holding their own code
     and have it signed in as them."""
-    try:
-        state = signed_tokens.verify(_OAUTH_STATE_PURPOSE, query.get("state", ""))
-    except signed_tokens.BadToken:
-        return _page(400, "oauth-bad-state", "授权已过期", "微信授权已过期或无效，请重新扫码。")
-    return_path = state.get("r", "")
-    if not return_path.startswith("/h5/"):
-        return _page(400, "oauth-bad-state", "授权已过期", "微信授权已过期或无效，请重新扫码。")
-    if not query.get("code"):
-        return _page(403, "oauth-denied", "未完成微信授权", "需要微信授权才能识别您的身份，请重新扫码并同意授权。")
-    nonce = oauth_nonce_from_cookie_header(cookie)
-    if nonce is None or not hmac.compare_digest(oauth_nonce_hash(nonce), str(state.get("n", ""))):
-        logger.warning("oauth callback without the nonce of the phone that started it")
-        return _page(403, "oauth-wrong-browser", "请在扫码的手机上完成授权",
-                     "这个微信授权不是在当前页面发起的，为保护您的账号已停止。请用微信重新扫描二维码。")
-    at = now()
-    if not throttle.use_once(f"oauth-state {state['n']}", at, OAUTH_STATE_TTL_SECONDS + 60):
-        return _page(400, "oauth-state-used", "授权已使用", "这次微信授权已经完成过，不能重复使用。请重新扫码。")
+    state = genuine_oauth_state(query, cookie)
+    if isinstance(state, PageResponse):
+        return state
+    return_path = state["r"]
     config = settings.current()
     try:
         found = wechat_oauth.exchange_code(config.wechat_app_id, config.wechat_app_secret, query["code"])

@@ -55,16 +55,21 @@ def _cookie_value(header: str | None, name: str) -> str | None:
     return morsel.value if morsel is not None else None
 
 
-def from_cookie_header(header: str | None, app_id: str) -> WechatIdentity | None:
-    """The identity in the request's cookie for `app_id`, or None (absent, forged, expired)."""
-    value = _cookie_value(header, COOKIE_NAME)
+def _signed_cookie(header: str | None, name: str, purpose: str) -> dict | None:
+    """What the cookie `name` carries, if it is one of ours for `purpose` and not expired."""
+    value = _cookie_value(header, name)
     if value is None:
         return None
     try:
-        data = signed_tokens.verify(_PURPOSE, value)
+        return signed_tokens.verify(purpose, value)
     except signed_tokens.BadToken:
         return None
-    if data.get("app") != app_id:
+
+
+def from_cookie_header(header: str | None, app_id: str) -> WechatIdentity | None:
+    """The identity in the request's cookie for `app_id`, or None (absent, forged, expired)."""
+    data = _signed_cookie(header, COOKIE_NAME, _PURPOSE)
+    if data is None or data.get("app") != app_id:
         return None
     return WechatIdentity(app_id=data["app"], openid=data["oid"], unionid=data.get("uid"), nickname=data.get("nick"))
 
@@ -90,3 +95,35 @@ def clear_oauth_nonce_cookie_header() -> str:
 
 def oauth_nonce_from_cookie_header(header: str | None) -> str | None:
     return _cookie_value(header, OAUTH_NONCE_COOKIE) or None
+
+
+PAYER_COOKIE_NAME = "cp_payer"
+_PAYER_PURPOSE = "h5-payer"
+
+
+@dataclass(frozen=True)
+class PayerIdentity:
+    """Who pays on the pay page: the id a wallet's OAuth gave for one app (a WeChat
+    `sp_openid` of the provider's official account, or an Alipay buyer id of the provider's
+    app). Kept apart from `cp_wx`, whose openid belongs to the platform's account."""
+
+    wallet: str
+    app_id: str
+    payer_id: str
+
+
+def payer_cookie_header(payer: PayerIdentity) -> str:
+    config = settings.current()
+    token = signed_tokens.sign(_PAYER_PURPOSE, {"w": payer.wallet, "app": payer.app_id, "pid": payer.payer_id},
+                               config.h5_identity_ttl_seconds)
+    return (f"{PAYER_COOKIE_NAME}={token}; Path=/h5; Max-Age={config.h5_identity_ttl_seconds}; "
+            f"HttpOnly; SameSite=Lax{_secure()}")
+
+
+def payer_from_cookie_header(header: str | None, wallet: str, app_id: str) -> PayerIdentity | None:
+    """The payer in the request's cookie for this wallet and app, or None (absent, forged,
+    expired, or issued for another provider's app)."""
+    data = _signed_cookie(header, PAYER_COOKIE_NAME, _PAYER_PURPOSE)
+    if data is None or data.get("w") != wallet or data.get("app") != app_id or not data.get("pid"):
+        return None
+    return PayerIdentity(wallet=wallet, app_id=app_id, payer_id=data["pid"])

@@ -23,19 +23,6 @@ UNEXPECTED_PROBLEM = ("the check failed on our side, not because of these settin
 (paths, table names, upstream answers), so it goes to the log only."""
 
 
-def _wechat_merchant(provider: Provider) -> wp.WechatPayMerchant:
-    wechat = providers.mapping(provider.wechat)
-    platform_keys = {}
-    if "platform_public_key_pem" in wechat:
-        platform_keys[wechat["platform_public_key_id"]] = wechat["platform_public_key_pem"]
-    if "platform_certificate_pem" in wechat:
-        platform_keys[wechat["platform_certificate_serial"]] = wechat["platform_certificate_pem"]
-    return wp.WechatPayMerchant(sp_mchid=provider.sp_mchid, serial_no=wechat["serial_no"],
-                                private_key_pem=providers.secret(provider, "wechat_pay.private_key_pem"),
-                                api_v3_key=providers.secret(provider, "wechat_pay.api_v3_key"),
-                                platform_keys=platform_keys)
-
-
 def _check(name: str, probe) -> dict:
     try:
         detail = probe()
@@ -49,7 +36,7 @@ def _check(name: str, probe) -> dict:
 
 def _wechat_pay_probe(provider: Provider) -> str | None:
     try:
-        wp.query_order_by_out_trade_no(_wechat_merchant(provider), provider.sp_mchid, PROBE_ORDER)
+        wp.query_order_by_out_trade_no(providers.wechat_pay_merchant(provider), provider.sp_mchid, PROBE_ORDER)
     except wp.WechatPayNotFound:
         return None
     except wp.WechatPayAuthError as exc:

@@ -25,7 +25,7 @@ from chalicelib.models.base import condition_failed, now, transaction
 from chalicelib.models.providers import Provider
 from chalicelib.models.sub_merchants import SubMerchant
 from chalicelib.models.sub_service_providers import SubServiceProvider
-from chalicelib.upstream import alipay
+from chalicelib.upstream import alipay, wechatpay
 
 PROVIDERS_LIST = "providers"
 _SP_MCHID = re.compile(r"^\d{8,10}$")
@@ -39,6 +39,10 @@ _PARTNER_ID = re.compile(r"^2088\d{12}$")
 BASIC_FIELDS = {"name": 64, "short_name": 32, "remark": 256}
 URL_FIELDS = ("logo_url", "ad_image_url", "ad_link_url", "callback_url")
 WECHAT_SECRETS = ("app_secret", "api_v3_key", "private_key_pem")
+PAY_LIMIT_MAX_FEN = 100_000_000
+"""A pay limit is set in fen from 1 to this (1,000,000 yuan)."""
+RESULT_SLOTS = ("review", "coupon")
+SLOT_TITLE_MAX = 20
 ALIPAY_SECRETS = ("private_key",)
 
 
@@ -73,6 +77,52 @@ def _rebate(value, param: str) -> int | None:
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 10000:
         raise InvalidField(param, f"{param} is in basis points: a whole number from 0 to 10000 (100%)")
     return value
+
+
+def pay_limit(value, param: str = "pay_limit_fen") -> int | None:
+    """A cap on one payment in integer fen; None (null) clears it. Floats, strings and
+    booleans are refused, not read as a number the editor may not have meant."""
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= PAY_LIMIT_MAX_FEN:
+        raise InvalidField(param, f"{param} is in fen: a whole number from 1 to {PAY_LIMIT_MAX_FEN}, or null")
+    return value
+
+
+def _result_slot(value, param: str) -> dict | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InvalidField(param, f"{param} must be an object with title and url, or null")
+    for name in value:
+        if name not in ("title", "url"):
+            raise InvalidField(f"{param}.{name}", f"{param}.{name} is not a field of a result slot (title, url)")
+    title = _text(value.get("title"), f"{param}.title", SLOT_TITLE_MAX, required=True)
+    if not title:
+        raise InvalidField(f"{param}.title", f"{param}.title is required")
+    url = https_url(value.get("url"), f"{param}.url")
+    if url is None:
+        raise InvalidField(f"{param}.url", f"{param}.url is required")
+    return {"title": title, "url": url}
+
+
+def _result_slots(value) -> dict:
+    """The H8 result page's slots the request sets: slot name -> {title, url} or None (clear).
+    `result_slots: null` clears both; a slot left out keeps what it was."""
+    if value is None:
+        return dict.fromkeys(RESULT_SLOTS)
+    if not isinstance(value, dict):
+        raise InvalidField("result_slots", "result_slots must be an object with review and coupon, or null")
+    for name in value:
+        if name not in RESULT_SLOTS:
+            raise InvalidField(f"result_slots.{name}", f"result_slots.{name} is not a result slot (review, coupon)")
+    return {name: _result_slot(value[name], f"result_slots.{name}") for name in value}
+
+
+def result_slots(provider: Provider) -> dict:
+    """The provider's result page slots as plain dicts: {"review": {title, url} | None, "coupon": ...}."""
+    stored = mapping(provider.result_slots)
+    return {name: (dict(mapping(stored[name])) if stored.get(name) else None) for name in RESULT_SLOTS}
 
 
 def _private_key(value, param: str) -> str:
@@ -177,6 +227,8 @@ def _clean_basic(body: dict, creating: bool) -> dict:
     for name in URL_FIELDS:
         if name in body:
             fields[name] = https_url(body[name], name)
+    if "pay_limit_fen" in body:
+        fields["pay_limit_fen"] = pay_limit(body["pay_limit_fen"])
     return fields
 
 
@@ -199,6 +251,13 @@ def _apply(provider: Provider, body: dict, actor: str, creating: bool) -> dict:
         if getattr(provider, name, None) != value:
             changes[name] = {"from": getattr(provider, name, None), "to": value}
             setattr(provider, name, value)
+    if "result_slots" in body:
+        slots = result_slots(provider)
+        for name, value in _result_slots(body["result_slots"]).items():
+            if slots[name] != value:
+                changes[f"result_slots.{name}"] = {"from": slots[name], "to": value}
+                slots[name] = value
+        provider.result_slots = {name: value for name, value in slots.items() if value} or None
     stored_secrets = mapping(provider.secrets)
     for section_name, clean, attribute in (("wechat_pay", _clean_wechat, "wechat"), ("alipay", _clean_alipay, "alipay")):
         public, secret = clean(_section(body, section_name))
@@ -439,6 +498,21 @@ def alipay_app(provider: Provider) -> alipay.AlipayApp:
                             alipay_settings["alipay_public_key"])
 
 
+def wechat_pay_merchant(provider: Provider) -> wechatpay.WechatPayMerchant:
+    """The provider's WeChat Pay credentials with its secrets decrypted, for the call at hand:
+    payments (orders, notifications, sweeps) and the configuration check build it here, once."""
+    wechat = mapping(provider.wechat)
+    platform_keys = {}
+    if "platform_public_key_pem" in wechat:
+        platform_keys[wechat["platform_public_key_id"]] = wechat["platform_public_key_pem"]
+    if "platform_certificate_pem" in wechat:
+        platform_keys[wechat["platform_certificate_serial"]] = wechat["platform_certificate_pem"]
+    return wechatpay.WechatPayMerchant(sp_mchid=provider.sp_mchid, serial_no=wechat["serial_no"],
+                                       private_key_pem=secret(provider, "wechat_pay.private_key_pem"),
+                                       api_v3_key=secret(provider, "wechat_pay.api_v3_key"),
+                                       platform_keys=platform_keys)
+
+
 def provider_view(provider: Provider) -> dict:
     stored = mapping(provider.secrets)
 
@@ -451,6 +525,8 @@ def provider_view(provider: Provider) -> dict:
         "source": provider.source, "version": provider.version,
         **{name: getattr(provider, name) for name in ("logo_url", "ad_image_url", "ad_link_url", "callback_url",
                                                       "remark")},
+        "pay_limit_fen": None if provider.pay_limit_fen is None else int(provider.pay_limit_fen),
+        "result_slots": result_slots(provider),
         "maidan_assistant": {"bound": provider.maidan_assistant_bound_at is not None,
                              "bound_at": provider.maidan_assistant_bound_at},
         "claim": {"state": "lost" if provider.claim_lost_at is not None else "held",

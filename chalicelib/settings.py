@@ -16,6 +16,10 @@ import os
 from dataclasses import dataclass
 
 
+REAL_WECHATPAY_BASE_URL = "https://api.mch.weixin.qq.com"
+REAL_ALIPAY_GATEWAY_URL = "https://openapi.alipay.com/gateway.do"
+
+
 class SettingsError(RuntimeError):
     """A required variable is missing or malformed: a deployment mistake, not user input."""
 
@@ -81,6 +85,8 @@ class Settings:
     order_sweep_shards: int
     outbox_hand_over_grace_seconds: int
     """The outbox sweep leaves younger items alone: their own request is handing them over."""
+    pay_limit_fen: int
+    """H7: the most one payment may be when neither the provider nor the merchant set a limit."""
     # Upstreams
     wechat_open_base_url: str
     wechat_api_base_url: str
@@ -96,6 +102,19 @@ class Settings:
     frame_ancestors: str
     """Origins that may frame the pages: empty (none) except on the local stack, whose sandbox
     phone shows the H5 pages in a phone-sized frame."""
+
+    def wallet_script_url(self, wallet: str) -> str | None:
+        """The wallet bridge a pay page loads: none in production (WeChat and Alipay inject
+        WeixinJSBridge / AlipayJSBridge into their own browsers); the sandbox's stand-in when
+        the upstream URLs point at the sandbox."""
+        if wallet == "wechat":
+            base = self.wechatpay_base_url
+            return None if base == REAL_WECHATPAY_BASE_URL else f"{base}/sandbox/jsbridge.js"
+        if wallet == "alipay":
+            gateway = self.alipay_gateway_url
+            return None if gateway == REAL_ALIPAY_GATEWAY_URL else \
+                f"{gateway.removesuffix('/gateway.do')}/sandbox/jsbridge.js"
+        return None
 
     @property
     def cookies_secure(self) -> bool:
@@ -216,11 +235,12 @@ def current() -> Settings:
         order_catch_up_after_seconds=_int("ORDER_CATCH_UP_AFTER_SECONDS", 3 * 60),
         order_sweep_shards=_power_of_two("ORDER_SWEEP_SHARDS", 4),
         outbox_hand_over_grace_seconds=_int("OUTBOX_HAND_OVER_GRACE_SECONDS", 30),
+        pay_limit_fen=_int("PAY_LIMIT_FEN", 5_000_000),
         wechat_open_base_url=_text("WECHAT_OPEN_BASE_URL", "https://open.weixin.qq.com").rstrip("/"),
         wechat_api_base_url=_text("WECHAT_API_BASE_URL", "https://api.weixin.qq.com").rstrip("/"),
         wechat_app_id=_text("WECHAT_APP_ID"),
-        wechatpay_base_url=_text("WECHATPAY_BASE_URL", "https://api.mch.weixin.qq.com").rstrip("/"),
-        alipay_gateway_url=_text("ALIPAY_GATEWAY_URL", "https://openapi.alipay.com/gateway.do"),
+        wechatpay_base_url=_text("WECHATPAY_BASE_URL", REAL_WECHATPAY_BASE_URL).rstrip("/"),
+        alipay_gateway_url=_text("ALIPAY_GATEWAY_URL", REAL_ALIPAY_GATEWAY_URL),
         alipay_openauth_base_url=_text("ALIPAY_OPENAUTH_BASE_URL", "https://openauth.alipay.com").rstrip("/"),
         maidan_base_url=_text("MAIDAN_BASE_URL").rstrip("/"),
         maidan_partner_id=_text("MAIDAN_PARTNER_ID"),

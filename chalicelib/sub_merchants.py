@@ -80,6 +80,8 @@ def _clean(body: dict, creating: bool) -> dict:
         if email not in (None, "") and (not isinstance(email, str) or not _EMAIL.match(email.strip())):
             raise InvalidField("admin_email", "admin_email is not a valid address")
         fields["admin_email"] = email.strip().lower() if email else None
+    if "pay_limit_fen" in body:
+        fields["pay_limit_fen"] = providers.pay_limit(body["pay_limit_fen"])
     return fields
 
 
@@ -346,6 +348,7 @@ def view(merchant: SubMerchant) -> dict:
                                                           "sub_mchid", "logo_url", "ad_image_url", "ad_link_url",
                                                           "remark", "channel", "source", "version", "created_at",
                                                           "updated_at")},
+            "pay_limit_fen": None if merchant.pay_limit_fen is None else int(merchant.pay_limit_fen),
             "reattribution_jobs": list(merchant.reattribution_jobs or []),
             "keys": {"auth_key_set": "auth_key" in keys, "public_key_pem": keys.get("public_key_pem"),
                      "reset_at": keys.get("reset_at")},

@@ -255,7 +255,7 @@ def test_a_merchant_sets_up_a_store_and_its_staff_from_wechat_alone(stack):
         clerk.screenshot(path=str(SCREENSHOTS / "phone-collection-staff.png"))
         customer = _new_wechat_user(browser, stack["sandbox"], "顾客")
         customer.goto(store_code_url)
-        expect(customer.locator('[data-page="collection-not-open"]')).to_contain_text("人民路店")
+        expect(customer.locator('[data-page="pay-unavailable"]')).to_contain_text("人民路店")
         customer.screenshot(path=str(SCREENSHOTS / "phone-collection-customer.png"))
 
         poster = manager.context.new_page()
@@ -270,3 +270,113 @@ def test_a_merchant_sets_up_a_store_and_its_staff_from_wechat_alone(stack):
         expect(desk.locator("#store-staff tbody tr")).to_have_count(2)
         desk.screenshot(path=str(SCREENSHOTS / "console-onecode-store.png"), full_page=True)
         browser.close()
+
+
+ALIPAY_UA = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+             "Mobile/15E148 AlipayClient/10.5.90 Language/zh-Hans")
+PAY_SP_MCHID, PAY_SUB_MCHID = "1900012012", "1600012012"
+
+
+def _provider_with_both_wallets(api: httpx.Client, sandbox: httpx.Client) -> None:
+    """A provider as its operator sets it up: the official account, WeChat Pay credentials
+    (with the sub-merchant and the official account bound at WeChat Pay) and an Alipay app."""
+    account = sandbox.post("/wechat-api/sandbox/official-accounts", json={}).json()
+    wechat_pay = sandbox.post("/wechatpay/sandbox/merchants", json={
+        "sp_mchid": PAY_SP_MCHID, "sub_mchids": [PAY_SUB_MCHID], "appids": [account["appid"]]}).json()
+    isv = sandbox.post("/alipay/sandbox/apps", json={}).json()
+    created = api.post("/v1/providers", json={
+        "sp_mchid": PAY_SP_MCHID, "name": "扫码付服务商",
+        "wechat_pay": {"app_id": account["appid"], "app_secret": account["secret"],
+                       **{name: wechat_pay[name] for name in ("serial_no", "api_v3_key", "private_key_pem",
+                                                               "platform_public_key_id", "platform_public_key_pem")}},
+        "alipay": {"app_id": isv["app_id"], "private_key": isv["app_private_key_pem"],
+                   "alipay_public_key": isv["alipay_public_key_pem"]}})
+    assert created.status_code == 201, created.text
+
+
+def _authorize_alipay(api: httpx.Client, sandbox: httpx.Client, merchant_id: str) -> None:
+    """The merchant signs in to the sandbox's Alipay and approves the provider's app (C5.5)."""
+    pid = sandbox.post("/alipay/sandbox/merchants", json={"name": "一号面馆支付宝"}).json()["user_id"]
+    link = api.post(f"/v1/sub-merchants/{merchant_id}/alipay-authorization-links").json()["url"]
+    assert httpx.get(f"{link}&merchant={pid}", follow_redirects=True, timeout=10).status_code == 200
+    assert api.get(f"/v1/sub-merchants/{merchant_id}").json()["alipay_authorization"]["status"] == "authorized"
+
+
+def _store_opened_by_its_admin(browser, stack, api: httpx.Client, merchant_id: str) -> str:
+    """The merchant's admin activates on WeChat and adds a store; its collection code's URL."""
+    from playwright.sync_api import expect
+
+    activation_url = api.get(f"/v1/sub-merchants/{merchant_id}/setup-codes").json()["admin_activation"]["url"]
+    admin = _new_wechat_user(browser, stack["sandbox"], "面馆老板")
+    admin.goto(activation_url)
+    admin.fill('input[name="name"]', "赵老板")
+    admin.click("#confirm")
+    admin.click("a.button")
+    admin.click("#add-store")
+    for name, value in {"name": "人民路店", "province": "广东省", "city": "深圳市", "district": "南山区",
+                        "address": "科技园路 2 号", "manager_name": "钱店长"}.items():
+        admin.fill(f'input[name="{name}"]', value)
+    admin.click('form[action$="/stores"] button')
+    expect(admin.locator('[data-page="store"]')).to_be_visible()
+    store_id = re.search(r"/h5/stores/([^/?]+)", admin.url).group(1)
+    return api.get(f"/v1/stores/{store_id}").json()["collection_code"]["url"]
+
+
+def _pay_in_the_wallet(customer, code_url: str, amount: str, cashier: str, pay_button: str, prefix: str) -> None:
+    """Scan, type the amount, pay in the sandbox's cashier sheet, land on the paid result page."""
+    from playwright.sync_api import expect
+
+    customer.goto(code_url)
+    expect(customer.locator('[data-page="pay"]')).to_contain_text("人民路店")
+    customer.fill("#amount", amount)
+    customer.screenshot(path=str(SCREENSHOTS / f"{prefix}-pay.png"))
+    customer.click("#pay-submit")
+    expect(customer.locator(cashier)).to_have_css("position", "fixed")  # styled under the page's CSP
+    customer.screenshot(path=str(SCREENSHOTS / f"{prefix}-wallet.png"))
+    customer.click(pay_button)
+    customer.wait_for_url(re.compile(r"/h5/pay/orders/"))
+    expect(customer.locator('[data-page="pay-result"]')).to_have_attribute("data-state", "SUCCESS", timeout=15000)
+    expect(customer.locator('[data-page="pay-result"]')).to_contain_text(f"¥{amount}")
+    customer.screenshot(path=str(SCREENSHOTS / f"{prefix}-result.png"), full_page=True)
+
+    customer.go_back()
+    expect(customer.locator('[data-page="pay"]')).to_be_visible()
+    customer.reload()
+    expect(customer.locator('[data-page="pay"]')).to_be_visible()
+    customer.go_forward()
+    customer.reload()
+    expect(customer.locator('[data-page="pay-result"]')).to_have_attribute("data-state", "SUCCESS")
+
+
+def test_a_wechat_and_an_alipay_customer_pay_a_store_code_in_the_wallet_and_back_and_reload_do_not_pay_again(stack):
+    """Issue 12: set up as a provider and a merchant would, then each wallet's customer pays."""
+    from playwright.sync_api import sync_playwright
+
+    api = _signed_in_api(stack, {"email": "pay-browser@example.com", "password": "correct horse battery"})
+    sandbox = httpx.Client(base_url=stack["sandbox"], timeout=10)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        _bind_admin_01(browser, api)
+        _provider_with_both_wallets(api, sandbox)
+        merchant_id = api.post("/v1/sub-merchants", json={"sp_mchid": PAY_SP_MCHID, "name": "一号面馆",
+                                                          "sub_mchid": PAY_SUB_MCHID}).json()["id"]
+        _authorize_alipay(api, sandbox, merchant_id)
+        code_url = _store_opened_by_its_admin(browser, stack, api, merchant_id)
+
+        wechat = _new_wechat_user(browser, stack["sandbox"], "微信顾客")
+        _pay_in_the_wallet(wechat, code_url, "12.34", "#wechatpay-sandbox-cashier", "#wechatpay-sandbox-pay",
+                           "phone-pay-wechat")
+
+        buyer = sandbox.post("/alipay/sandbox/users", json={"nickname": "支付宝顾客"}).json()["user_id"]
+        alipay = browser.new_context(user_agent=ALIPAY_UA, viewport={"width": 390, "height": 780},
+                                     is_mobile=True).new_page()
+        alipay.goto(code_url)
+        alipay.click(f'a[data-user="{buyer}"]')  # the sandbox's Alipay asks who holds the phone
+        _pay_in_the_wallet(alipay, code_url, "8.00", "#alipay-sandbox-cashier", '[data-action="pay"]',
+                           "phone-pay-alipay")
+        browser.close()
+
+    orders = api.get(f"/v1/sub-merchants/{merchant_id}/orders?limit=100").json()["data"]
+    assert sorted((order["channel"], order["total"], order["state"]) for order in orders) == [
+        ("alipay", 800, "SUCCESS"), ("official_direct", 1234, "SUCCESS")]

@@ -3,7 +3,10 @@ read-only view of a sub-service-provider, and the phone-sized layout. The local 
 Chromium are those of tests/test_browser.py."""
 from __future__ import annotations
 
+import json
 import re
+import shutil
+import subprocess
 
 import httpx
 import pytest
@@ -117,6 +120,22 @@ def test_an_owner_walks_every_section_and_a_sub_service_provider_sees_them_read_
         expect(desk.locator('#check-results li[data-check="wechat_pay"]')).to_contain_text("尚未配置完整")
         desk.screenshot(path=str(SCREENSHOTS / "console-provider-detail.png"))
 
+        # C8 收款设置: the pay limit typed in yuan (a third decimal refused before sending), a review slot
+        desk.click("#edit-provider")
+        desk.fill("#f-pay_limit_fen", "12.345")
+        desk.click("#provider-form button[type=submit]")
+        expect(desk.locator('[data-for="pay_limit_fen"]')).to_contain_text("两位小数")
+        desk.fill("#f-pay_limit_fen", "5000")
+        desk.fill("#f-result_slots-review-title", "给我们评价")
+        desk.fill("#f-result_slots-review-url", "http://isv.example/review")
+        desk.click("#provider-form button[type=submit]")
+        expect(desk.locator('[data-for="result_slots.review.url"]')).to_contain_text("填写有误")
+        desk.fill("#f-result_slots-review-url", "https://isv.example/review")
+        desk.click("#provider-form button[type=submit]")
+        expect(desk).to_have_url(re.compile(r"#/providers/1900000109$"))
+        expect(desk.locator("#payment-settings")).to_contain_text("¥5,000.00")
+        expect(desk.locator("#payment-settings")).to_contain_text("给我们评价")
+
         # C4 attach a sub-service-provider
         desk.goto(f"{stack['api']}/console#/sub-service-providers/1900000109")
         desk.click("#attach-ssp")
@@ -149,8 +168,11 @@ def test_an_owner_walks_every_section_and_a_sub_service_provider_sees_them_read_
         expect(desk.locator("#merchant-form .form-error")).to_contain_text("已被修改")
         desk.reload()
         desk.fill("#f-remark", "试点门店")
+        desk.fill("#f-pay_limit_fen", "300.5")
         desk.click("#merchant-form button[type=submit]")
         expect(desk.locator("dl.facts")).to_contain_text(["试点门店"])
+        expect(desk.locator("#merchant-pay-limit")).to_have_text("¥300.50")
+        expect(desk.locator(".list-wrap:has(#merchant-orders) .empty")).to_contain_text("还没有订单")
 
         # C5.4 key reset: the secrets once, gone after reload
         desk.click("#reset-keys")
@@ -223,7 +245,7 @@ def test_an_owner_walks_every_section_and_a_sub_service_provider_sees_them_read_
         member.fill("#email", ssp_credentials["email"])
         member.fill("#password", ssp_credentials["password"])
         member.click("#auth-submit")
-        expect(member.locator("#nav a")).to_have_text(["服务商", "商户", "账号"])
+        expect(member.locator("#nav a")).to_have_text(["服务商", "商户", "账号"], timeout=20000)  # the nav narrows once the account is known to own nothing
         expect(member.locator("#providers tbody tr")).to_have_count(1)
         expect(member.locator("#providers tbody tr")).to_contain_text("1900000109")
         expect(member.locator("#sync-providers")).to_have_count(0)
@@ -247,3 +269,48 @@ def test_every_error_code_the_api_raises_has_its_chinese_text_in_the_console():
     worded = set(re.findall(r"^\s+([a-z_]+):", (ROOT / "chalicelib/web/static/console/errors.js").read_text(),
                             flags=re.MULTILINE))
     assert len(raised) > 30 and raised <= worded, sorted(raised - worded)
+
+
+CONSOLE_MODULES = ROOT / "chalicelib/web/static/console"
+
+
+def _exports(module: str) -> set[str]:
+    text = (CONSOLE_MODULES / module).read_text()
+    declared = set(re.findall(r"^export\s+(?:async\s+)?(?:const|let|function\*?|class)\s+([A-Za-z_$][\w$]*)", text,
+                              flags=re.MULTILINE))
+    listed = {name.split(" as ")[-1].strip() for names in re.findall(r"^export\s+\{([^}]*)\}", text, flags=re.MULTILINE)
+              for name in names.split(",") if name.strip()}
+    return declared | listed
+
+
+def test_every_name_a_console_module_imports_is_exported_by_the_module_it_names():
+    """A browser would refuse the whole app over one missing export; this finds it without one."""
+    checked = 0
+    for module in CONSOLE_MODULES.glob("*.js"):
+        for names, target in re.findall(r"^import\s+\{([^}]*)\}\s+from\s+\"\./([a-z0-9-]+\.js)\";", module.read_text(),
+                                        flags=re.MULTILINE | re.DOTALL):
+            assert (CONSOLE_MODULES / target).exists(), (module.name, target)
+            imported = {name.split(" as ")[0].strip() for name in names.split(",") if name.strip()}
+            missing = imported - _exports(target)
+            assert not missing, (module.name, target, sorted(missing))
+            checked += 1
+    assert checked > 30
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs Node.js to run an ES module")
+def test_the_console_reads_yuan_into_whole_fen_and_refuses_a_third_decimal():
+    script = """
+      import {parseYuan, yuan, yuanText} from "%s";
+      const outcome = (text) => { try { return parseYuan(text, "pay_limit_fen"); } catch (e) { return e.code + "@" + e.param; } };
+      const texts = ["12", "12.5", "0.07", "1000000.00", "", "0", "0.001", "1.234", "1e3", "１２", "-1", "1000000.01", ".5"];
+      console.log(JSON.stringify({read: texts.map(outcome), shown: [yuanText(123450), yuanText(null), yuan(100000000), yuan(5)]}));
+    """ % (CONSOLE_MODULES / "money.js").as_uri()
+    ran = subprocess.run(["node", "--input-type=module", "-e", script], capture_output=True, text=True, timeout=30)
+
+    assert json.loads(ran.stdout) == {
+        "read": [1200, 1250, 7, 100000000, None, "yuan_out_of_range@pay_limit_fen",
+                 "yuan_too_many_decimals@pay_limit_fen", "yuan_too_many_decimals@pay_limit_fen",
+                 "yuan_not_a_number@pay_limit_fen", "yuan_not_a_number@pay_limit_fen",
+                 "yuan_not_a_number@pay_limit_fen", "yuan_out_of_range@pay_limit_fen",
+                 "yuan_not_a_number@pay_limit_fen"],
+        "shown": ["1234.50", "", "¥1,000,000.00", "¥0.05"]}

@@ -24,8 +24,9 @@ VALID_PAGES = {codes.MERCHANT_ADMIN_ACTIVATION: ("activation-confirm", 200),
                codes.STORE_MANAGER_ACTIVATION: ("activation-confirm", 200),
                codes.CLERK_ACTIVATION: ("activation-confirm", 200),
                codes.MERCHANT_MANAGEMENT: ("not-merchant-admin", 403),
-               codes.STORE_COLLECTION: ("collection-not-open", 200),
-               codes.CLERK_COLLECTION: ("collection-not-open", 200)}
+               codes.STORE_COLLECTION: ("pay-unavailable", 409),
+               codes.CLERK_COLLECTION: ("pay-unavailable", 409)}
+"""The world's provider has no WeChat Pay: a WeChat customer learns where and why (H7)."""
 
 
 def openid_of(holder) -> str:
@@ -261,13 +262,14 @@ def test_a_collection_code_gives_staff_and_admins_a_link_to_the_store_page(world
     for holder in (world.clerk, world.admin):
         holder.open(f"/h5/q/{world.codes[kind]}")
         assert holder.page_id == "collection-staff" and f'href="/h5/stores/{world.store.store_id}"' in holder.html
+        assert f'href="/h5/pay/{world.codes[kind]}"' in holder.html
 
 
-def test_a_customer_scanning_the_store_code_sees_the_store_and_no_order_is_written(world, stranger):
+def test_a_customer_scanning_the_store_code_of_a_merchant_without_wechat_pay_sees_the_store_and_why(world, stranger):
     stranger.open(f"/h5/q/{world.codes[codes.STORE_COLLECTION]}")
 
-    assert (stranger.status, stranger.page_id) == (200, "collection-not-open")
-    assert "一号商户" in stranger.html and "人民路店" in stranger.html and "本店暂未开通线上收款" in stranger.html
+    assert (stranger.status, stranger.page_id) == (409, "pay-unavailable")
+    assert "一号商户" in stranger.html and "人民路店" in stranger.html and "该商户的微信支付尚未开通完成" in stranger.html
     assert Order.count() == 0
 
 
@@ -277,14 +279,15 @@ def test_the_clerk_code_shows_the_merchant_short_name_and_the_clerk(world, stran
 
     stranger.open(f"/h5/q/{world.codes[codes.CLERK_COLLECTION]}")
 
-    assert stranger.page_id == "collection-not-open" and "一号小馆" in stranger.html and "小李" in stranger.html
+    assert stranger.page_id == "pay-unavailable" and "一号小馆" in stranger.html and "小李" in stranger.html
 
 
 def test_alipay_opens_the_customer_page_without_signing_in(world, client):
     answer = client.http.get(f"/h5/q/{world.codes[codes.STORE_COLLECTION]}",
                              headers={"user-agent": "Mozilla/5.0 (iPhone) AlipayClient/10.5.0"})
 
-    assert answer.status_code == 200 and 'data-page="collection-not-open"' in answer.body.decode()
+    assert answer.status_code == 409 and 'data-page="pay-unavailable"' in answer.body.decode()
+    assert "该商户暂未开通支付宝收款" in answer.body.decode() and "set-cookie" not in answer.headers
     assert Order.count() == 0
 
 
@@ -533,7 +536,7 @@ def test_the_scan_activation_and_merchant_pages_speak_chinese(world, stranger):
     codes.revoke(world.codes[codes.STORE_COLLECTION])
     shown["code-revoked"] = stranger.open(f"/h5/q/{world.codes[codes.STORE_COLLECTION]}").html
 
-    assert {"activation-confirm", "not-merchant-admin", "collection-not-open", "activation-already",
+    assert {"activation-confirm", "not-merchant-admin", "pay-unavailable", "activation-already",
             "collection-staff", "merchant", "me", "activation-done", "code-revoked"} <= set(shown)
     assert {page_id: visible_words(page) for page_id, page in shown.items() if visible_words(page)} == {}
 
@@ -544,7 +547,7 @@ def test_a_customer_outside_wechat_sees_the_store_without_being_sent_to_wechat_s
 
     page = camera.open(f"/h5/q/{world.codes[codes.STORE_COLLECTION]}")
 
-    assert (page.status, page.page_id) == (200, "collection-not-open") and not camera.app_cookies
+    assert (page.status, page.page_id) == (200, "pay-use-wallet") and not camera.app_cookies
 
 
 def test_a_broken_cursor_or_a_bad_version_is_told_in_chinese(world):

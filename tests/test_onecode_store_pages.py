@@ -375,7 +375,7 @@ def test_replacing_the_store_collection_code_stops_the_old_one_at_once(shop, cli
     assert new_code != old_code and codes.state_of(old_code) == "revoked" and codes.state_of(new_code) == "active"
     customer = Phone(client, "guest-01", user_agent="Mozilla/5.0 (iPhone) Safari/604.1")
     assert customer.open(f"/h5/q/{old_code}").page_id == "code-revoked" and "收款码已停用" in customer.html
-    assert customer.open(f"/h5/q/{new_code}").page_id == "collection-not-open"
+    assert customer.open(f"/h5/q/{new_code}").page_id == "pay-use-wallet"
 
 
 def test_a_removed_clerks_collection_code_stops_with_the_removal(shop, client):

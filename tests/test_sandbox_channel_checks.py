@@ -317,7 +317,7 @@ def test_an_open_id_sent_as_buyer_id_is_refused_as_buyer_not_exist(isv, token, w
 
 
 def _create_for_seller(isv: alipay.AlipayApp, token: str, seller_id: str, buyer_id: str) -> dict:
-    """alipay.trade.create naming the seller (the client does not send seller_id yet)."""
+    """alipay.trade.create naming the seller, whatever seller the app's order code would name."""
     return alipay._call(isv, "alipay.trade.create", app_auth_token=token, biz_content={
         "out_trade_no": "SELLER_CHECK_1", "total_amount": "0.05", "subject": "s", "buyer_id": buyer_id,
         "seller_id": seller_id})

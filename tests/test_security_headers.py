@@ -21,11 +21,17 @@ def _html_pages(client, phone) -> dict:
              "/h5/q/{code_id}/confirm": client.http.post("/h5/q/no-such-code/confirm", body="csrf=x",
                                                          headers={"content-type": "application/x-www-form-urlencoded"}),
              "/h5/oauth/wechat": client.http.get("/h5/oauth/wechat?code=x&state=y"),
-             "/h5/alipay/app-auth": client.http.get("/h5/alipay/app-auth?app_auth_code=x&state=y")}
+             "/h5/alipay/app-auth": client.http.get("/h5/alipay/app-auth?app_auth_code=x&state=y"),
+             "/h5/pay/{code_id}": client.http.get("/h5/pay/no-such-code"),
+             "/h5/pay/orders/{out_trade_no}": client.http.get("/h5/pay/orders/no-such-order?t=x"),
+             "/h5/pay/done": client.http.get("/h5/pay/done"),
+             "/h5/oauth/pay-wechat": client.http.get("/h5/oauth/pay-wechat?code=x&state=y"),
+             "/h5/oauth/pay-alipay": client.http.get("/h5/oauth/pay-alipay?auth_code=x&state=y")}
     headers = {route: _headers(raw) for route, raw in pages.items()}
     headers["/h5/q/{code_id} after WeChat OAuth"] = {name.lower(): value for name, value in signed_in.last[2].items()}
     merchant_pages = {"/h5/merchants/{merchant_id}": ("GET", "/h5/merchants/m_none"),
                       "/h5/merchants/{merchant_id}/new-store": ("GET", "/h5/merchants/m_none/new-store"),
+                      "/h5/merchants/{merchant_id}/orders": ("GET", "/h5/merchants/m_none/orders"),
                       "/h5/merchants/{merchant_id}/{action}": ("POST", "/h5/merchants/m_none/admins"),
                       "/h5/me": ("GET", "/h5/me"),
                       "/h5/codes/{code_id}/image.png": ("GET", "/h5/codes/no-such-code/image.png"),
@@ -37,6 +43,7 @@ def _html_pages(client, phone) -> dict:
     store_pages = {"/h5/stores/{store_id}": ("GET", "/h5/stores/s_none"),
                    "/h5/stores/{store_id}/my-code": ("GET", "/h5/stores/s_none/my-code"),
                    "/h5/stores/{store_id}/poster": ("GET", "/h5/stores/s_none/poster"),
+                   "/h5/stores/{store_id}/orders": ("GET", "/h5/stores/s_none/orders"),
                    "/h5/stores/{store_id}/{action}": ("POST", "/h5/stores/s_none/clock-in")}
     stranger = phone("guest-01")
     for route, (method, path) in store_pages.items():
@@ -46,10 +53,21 @@ def _html_pages(client, phone) -> dict:
     return headers
 
 
+JSON_H5_ROUTES = {"/h5/pay/orders/{out_trade_no}/state"}
+"""What the result page polls: JSON under /h5, with the API's policy."""
+
+
+def test_the_result_pages_state_is_json_with_the_api_policy(client):
+    raw = client.http.get("/h5/pay/orders/no-such-order/state?t=x")
+
+    assert _headers(raw)["content-type"] == "application/json"
+    assert _headers(raw)["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
+
+
 def test_every_html_page_forbids_inline_code_framing_and_sniffing(client, phone):
     from app import app
     pages = _html_pages(client, phone)
-    html_routes = {path for path in app.routes if path.startswith(("/h5/", "/console"))}
+    html_routes = {path for path in app.routes if path.startswith(("/h5/", "/console"))} - JSON_H5_ROUTES
     assert html_routes <= set(pages)
     for route, headers in pages.items():
         assert headers["content-type"].startswith("text/html"), route

@@ -80,6 +80,8 @@ class Order(Model):
 
     by_merchant = _by_time("orders-by-merchant", "merchant_id")
     by_sub_service_provider = _by_time("orders-by-sub-service-provider", "ssp_account_id")
+    by_store = _by_time("orders-by-store", "store_id")
+    """P7: the store's orders for its manager and clerks (sparse: orders of no store are not in it)."""
     open_by_check = OpenOrdersByCheck()
 
 

@@ -26,6 +26,10 @@ class Provider(Model):
     wechat = MapAttribute(default=dict)  # public WeChat Pay settings (app_id, serial_no, key ids...)
     alipay = MapAttribute(default=dict)  # public Alipay settings (app_id, partner_id, public key)
     secrets = MapAttribute(default=dict)  # field -> {"ciphertext": str, "set_at": int}
+    pay_limit_fen = NumberAttribute(null=True)
+    """The most one payment may be at this provider's merchants (fen); None: the platform's."""
+    result_slots = MapAttribute(null=True)
+    """H8 result page slots: "review" / "coupon" -> {"title", "url"}; `providers.result_slots` reads it."""
     maidan_assistant_bound_at = NumberAttribute(null=True)
     maidan_admin_unionid = UnicodeAttribute(null=True)
     maidan_verified_at = NumberAttribute(null=True)

@@ -44,6 +44,8 @@ class QrCode(Model):
     merchant_id = UnicodeAttribute(null=True)
     store_id = UnicodeAttribute(null=True)
     """One-code setup codes carry where they act, so a scan needs no second look-up to find it."""
+    sp_mchid = UnicodeAttribute(null=True)
+    """Collection codes: the provider, so a customer's scan reads it in the same batch."""
     member_key = UnicodeAttribute(null=True)
     """Activation codes: the invite they activate. Clerk collection codes: the clerk's key in
     the store's staff (their openid), so a scan reads the clerk in the same batch as the store."""

@@ -99,6 +99,8 @@ class SubMerchant(Model):
     ad_image_url = UnicodeAttribute(null=True)
     ad_link_url = UnicodeAttribute(null=True)
     remark = UnicodeAttribute(null=True)
+    pay_limit_fen = NumberAttribute(null=True)
+    """The merchant's own cap on one payment (fen); the smaller of it and its provider's applies."""
     channel = UnicodeAttribute()  # official_direct | maidan
     source = UnicodeAttribute()  # manual | maidan
     maidan_opened = BooleanAttribute(null=True)

@@ -83,7 +83,7 @@ def activate(code_id: str, kind: str, identity: WechatIdentity, form: dict) -> I
         condition = MerchantAdmin.member_key.does_not_exist()
     else:
         collection = codes.permanent_code(codes.CLERK_COLLECTION, invite.account_id, invite.merchant_id,
-                                          invite.store_id, member_key=identity.openid)
+                                          invite.store_id, member_key=identity.openid, sp_mchid=offer.store.sp_mchid)
         role_item = Staff(store_id=invite.store_id, member_key=identity.openid, staff_id=invite.staff_id,
                           merchant_id=invite.merchant_id, account_id=invite.account_id, role=invite.role,
                           name=invite.name, phone=invite.phone, remark=invite.remark, openid=identity.openid,

@@ -35,9 +35,9 @@ def activation_code(kind: str, account_id: str, merchant_id: str, invite_key: st
 
 
 def permanent_code(kind: str, account_id: str, merchant_id: str, store_id: str | None = None,
-                   member_key: str | None = None) -> QrCode:
+                   member_key: str | None = None, sp_mchid: str | None = None) -> QrCode:
     return qrcodes.new_code(kind, account_id, None, target=store_id or merchant_id, merchant_id=merchant_id,
-                            store_id=store_id, member_key=member_key)
+                            store_id=store_id, member_key=member_key, sp_mchid=sp_mchid)
 
 
 def revoke_actions() -> list:

@@ -98,6 +98,8 @@ class Store(Model):
     store_id = UnicodeAttribute(hash_key=True)
     merchant_id = UnicodeAttribute()
     account_id = UnicodeAttribute()
+    sp_mchid = UnicodeAttribute(null=True)
+    """The merchant's provider (fixed for a sub-merchant), copied onto the store's codes."""
     name = UnicodeAttribute()
     province = UnicodeAttribute(null=True)
     city = UnicodeAttribute(null=True)

@@ -6,9 +6,8 @@ code opens, for whom.
 - The merchant management code: its admins go to the merchant page; anyone else is told
   they are not an admin there.
 - Collection codes: the store's staff and its merchant's admins get a link to the store
-  page; everyone else is a customer. Alipay's app is a customer's without signing in.
-  Payments are not open yet (H7), so a customer sees where they are and that the store
-  takes no online payment; no order is written.
+  page (and one to the pay page: staff may pay too); everyone else is a customer and gets
+  the pay page (H7, `payments.pages`). Alipay's app is a customer's without signing in.
 
 `h5.scan` hands over the code it read: the state check, the scan of a store code by signed-in
 staff, and the customer page need no second read of the code, and the records that decide
@@ -26,7 +25,8 @@ from chalicelib.models.qrcodes import QrCode
 from chalicelib.models.sub_merchants import SubMerchant
 from chalicelib.onecode import activation, admins, codes, lookup, pages
 from chalicelib.onecode.access import ADMIN, ROLE_NAMES, admin_record
-from chalicelib.onecode.models import SETUP_KEY, MerchantAdmin, MerchantSetup, Staff, Store
+from chalicelib.onecode.models import SETUP_KEY, MerchantAdmin, MerchantSetup, Staff
+from chalicelib.payments import pages as pay_pages
 from chalicelib.qrcodes import CodeUnusable
 
 WECHAT_AGENT_MARK = "MicroMessenger"
@@ -60,9 +60,10 @@ def code_error_page(code: QrCode, reason: str) -> PageResponse:
 
 
 def _link_page(page_id: str, title: str, message: str, status: int = 200, tone: str = "ok",
-               link: tuple[str, str] | None = None, lines: tuple = ()) -> PageResponse:
+               link: tuple[str, str] | None = None, lines: tuple = (),
+               second_link: tuple[str, str] | None = None) -> PageResponse:
     return pages.html("onecode_link.html", status, page_id=page_id, title=title, message=message, tone=tone,
-                      link=link, lines=[line for line in lines if line])
+                      link=link, lines=[line for line in lines if line], second_link=second_link)
 
 
 def scan(code: QrCode, cookie: str | None, user_agent: str | None) -> PageResponse:
@@ -160,29 +161,26 @@ def _management(code: QrCode, identity: WechatIdentity) -> PageResponse:
 # --- collection codes ---------------------------------------------------------------------------
 
 def _collection(code: QrCode, cookie: str | None, user_agent: str) -> PageResponse:
-    """Staff and admins of the store (in WeChat): a way to their store page. Customers: the
-    pay page (not open yet)."""
-    wanted = [(Store, code.store_id, None), (SubMerchant, code.account_id, code.merchant_id),
-              (MerchantSetup, code.merchant_id, SETUP_KEY)]
+    """Staff and admins of the store (in WeChat): a way to their store page (and to pay).
+    Customers: the pay page. The records deciding it come in one BatchGetItem."""
+    keys = pay_pages.scene_keys(code)
     in_wechat = WECHAT_AGENT_MARK in user_agent
     identity = _identity(cookie) if in_wechat else None
     if in_wechat and identity is None:
         return _login(f"/h5/q/{quote(code.code_id)}")
-    if code.kind == codes.CLERK_COLLECTION:
-        wanted.append((Staff, code.store_id, code.member_key))
-    if identity is not None:
-        wanted += [(Staff, code.store_id, identity.openid), (MerchantAdmin, code.merchant_id, identity.openid)]
-    store, merchant, setup, *found = lookup.get_many(wanted)
-    clerk = found.pop(0) if code.kind == codes.CLERK_COLLECTION else None
-    if store is None or merchant is None:
-        return h5.code_error_page("unknown")
-    if code.kind == codes.CLERK_COLLECTION and clerk is None:
-        return code_error_page(code, "revoked")
+    roles = [] if identity is None else [(Staff, code.store_id, identity.openid),
+                                         (MerchantAdmin, code.merchant_id, identity.openid)]
+    records = lookup.get_many(keys + roles)
+    scene, found = pay_pages.scene_from(code, records[:len(keys)]), records[len(keys):]
+    if scene is None:
+        return code_error_page(code, "revoked") if records[0] and records[1] else h5.code_error_page("unknown")
+    store = scene.store
     if any(record is not None for record in found):
         staff_record, _ = found
         holder = ROLE_NAMES[staff_record.role] if staff_record is not None else ROLE_NAMES[ADMIN]
         return _link_page("collection-staff", store.name, f"您是本店的{holder}。顾客扫这个码付款；您可以进入门店页面打卡、"
-                          "查看收款码和管理门店。", tone="info", link=(f"/h5/stores/{store.store_id}", "进入门店页面"))
-    merchant_name, logo_url = admins.shown_to_customers(merchant, setup)
-    return pages.html("onecode_collection.html", page_id="collection-not-open", merchant_name=merchant_name,
-                      logo_url=logo_url, store_name=store.name, clerk_name=clerk.name if clerk else None)
+                          "查看收款码和管理门店。", tone="info", link=(f"/h5/stores/{store.store_id}", "进入门店页面"),
+                          second_link=(pay_pages.pay_path(code.code_id), "我要付款"))
+    if pay_pages.wallet_of(user_agent) is None:
+        return pay_pages.use_wallet_page()
+    return pay_pages.pay_page(code, cookie, user_agent, scene)

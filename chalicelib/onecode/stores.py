@@ -12,6 +12,7 @@ from chalicelib import pagination, versioning
 from chalicelib.errors import NotFound
 from chalicelib.models.base import now, transaction
 from chalicelib.models.qrcodes import QrCode
+from chalicelib.models.sub_merchants import SubMerchant
 from chalicelib.onecode import codes, fields
 from chalicelib.onecode.access import ADMIN, MANAGER, Actor, audited, require
 from chalicelib.onecode.models import Staff, Store
@@ -43,8 +44,10 @@ def create(actor: Actor, form: dict) -> tuple[Store, Staff]:
     manager_phone = fields.phone(form, "manager_phone", "店长电话")
     at = now()
     store_id = "s_" + secrets.token_hex(8)
-    collection = codes.permanent_code(codes.STORE_COLLECTION, actor.account_id, actor.merchant_id, store_id)
-    store = Store(store_id=store_id, merchant_id=actor.merchant_id, account_id=actor.account_id,
+    sp_mchid = SubMerchant.get(actor.account_id, actor.merchant_id).sp_mchid
+    collection = codes.permanent_code(codes.STORE_COLLECTION, actor.account_id, actor.merchant_id, store_id,
+                                      sp_mchid=sp_mchid)
+    store = Store(store_id=store_id, merchant_id=actor.merchant_id, account_id=actor.account_id, sp_mchid=sp_mchid,
                   collection_code_id=collection.code_id, created_at=at, updated_at=at,
                   created_key=f"{at:010d}#{store_id}", **values)
     manager, activation = new_invite(store, "manager", manager_name, manager_phone, None, actor.label)
@@ -111,7 +114,8 @@ def replace_collection_code(actor: Actor, store: Store) -> Store:
     in one transaction: customers scanning the old one are told it is no longer used."""
     require(actor, ADMIN, MANAGER)
     old_code_id = store.collection_code_id
-    code = codes.permanent_code(codes.STORE_COLLECTION, store.account_id, store.merchant_id, store.store_id)
+    code = codes.permanent_code(codes.STORE_COLLECTION, store.account_id, store.merchant_id, store.store_id,
+                                sp_mchid=store.sp_mchid)
 
     def write(tx):
         tx.update(store, actions=[Store.collection_code_id.set(code.code_id), Store.updated_at.set(now())])

@@ -8,5 +8,6 @@ verified notifications, the outbox of work that follows a payment, and the sweep
 - `notifications`: P2, the three channels' notifications as (status, headers, body).
 - `outbox`: handing outbox items to the follow-up queue, its handler and its sweep.
 - `sweeps`: P4 close and P5 catch-up through the sparse index of open orders.
-- `queries`: P7, orders for the console.
+- `queries`: P7, orders for the console and for the phone roles (admin, manager, clerk on shift).
+- `phone_orders`: P7 on the phone, the store's and the merchant's order list pages.
 """

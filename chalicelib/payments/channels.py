@@ -39,20 +39,6 @@ class AlreadyPaid(Exception):
     """The channel refused to close the order because it is paid: settle it instead."""
 
 
-def wechat_merchant(provider: Provider) -> wechatpay.WechatPayMerchant:
-    """The provider's WeChat Pay credentials, secrets decrypted for the call at hand."""
-    wechat = providers.mapping(provider.wechat)
-    platform_keys = {}
-    if "platform_public_key_pem" in wechat:
-        platform_keys[wechat["platform_public_key_id"]] = wechat["platform_public_key_pem"]
-    if "platform_certificate_pem" in wechat:
-        platform_keys[wechat["platform_certificate_serial"]] = wechat["platform_certificate_pem"]
-    return wechatpay.WechatPayMerchant(sp_mchid=provider.sp_mchid, serial_no=wechat["serial_no"],
-                                       private_key_pem=providers.secret(provider, "wechat_pay.private_key_pem"),
-                                       api_v3_key=providers.secret(provider, "wechat_pay.api_v3_key"),
-                                       platform_keys=platform_keys)
-
-
 def alipay_credentials(merchant: SubMerchant) -> alipay_authorization.MerchantAlipay:
     """The merchant's Alipay token, or `alipay_not_authorized` before anything is sent."""
     try:
@@ -108,7 +94,7 @@ def place(order: Order, merchant: SubMerchant, provider: Provider) -> tuple[dict
     so placing again after a lost answer is safe."""
     url = notify_url(order.channel, order.sp_mchid)
     if order.channel == OFFICIAL_DIRECT:
-        credentials = wechat_merchant(provider)
+        credentials = providers.wechat_pay_merchant(provider)
         prepay_id = wechatpay.create_jsapi_order(
             credentials, sp_appid=order.payer_app_id, sub_mchid=order.sub_mchid, description=description(merchant),
             out_trade_no=order.out_trade_no, amount_total=int(order.total), notify_url=url,
@@ -125,7 +111,7 @@ def place(order: Order, merchant: SubMerchant, provider: Provider) -> tuple[dict
     trade = alipay.create_trade(credentials.app, app_auth_token=credentials.app_auth_token,
                                 out_trade_no=order.out_trade_no, total_fen=int(order.total),
                                 subject=description(merchant), buyer_id=order.payer_id, time_expire=_expiry(order),
-                                notify_url=url)
+                                notify_url=url, seller_id=credentials.user_id)
     return {"tradeNO": trade.trade_no}, None, trade.trade_no
 
 
@@ -133,7 +119,7 @@ def query(order: Order, merchant: SubMerchant, provider: Provider) -> ChannelSta
     """The order as its channel sees it now; an order the channel never saw is not paid."""
     if order.channel == OFFICIAL_DIRECT:
         try:
-            found = wechatpay.query_order_by_out_trade_no(wechat_merchant(provider), order.sub_mchid,
+            found = wechatpay.query_order_by_out_trade_no(providers.wechat_pay_merchant(provider), order.sub_mchid,
                                                           order.out_trade_no)
         except wechatpay.WechatPayNotFound:
             return ChannelState(paid=False, finished_unpaid=False)
@@ -165,7 +151,7 @@ def close(order: Order, merchant: SubMerchant, provider: Provider) -> None:
     AlreadyPaid when the channel says it was paid after all."""
     try:
         if order.channel == OFFICIAL_DIRECT:
-            wechatpay.close_order(wechat_merchant(provider), order.sub_mchid, order.out_trade_no)
+            wechatpay.close_order(providers.wechat_pay_merchant(provider), order.sub_mchid, order.out_trade_no)
         elif order.channel == MAIDAN:
             maidan.close_order(order.sp_mchid, order.out_trade_no)
         else:

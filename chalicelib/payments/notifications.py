@@ -58,7 +58,7 @@ def wechatpay_notification(sp_mchid: str, headers: dict, body: bytes | str) -> t
         logger.warning("WeChat Pay notification for an unknown provider", extra={"sp_mchid": sp_mchid[:32]})
         return _refusal(404, "unknown sp_mchid")
     try:
-        notification = wechatpay.parse_notification(channels.wechat_merchant(provider), headers, body)
+        notification = wechatpay.parse_notification(providers.wechat_pay_merchant(provider), headers, body)
     except (wechatpay.WechatPaySignatureError, wechatpay.WechatPayDecryptionError, ValueError, KeyError) as exc:
         logger.warning("WeChat Pay notification refused", extra={"sp_mchid": sp_mchid, "reason": str(exc)[:200]})
         return _refusal(401, "signature or decryption failed")

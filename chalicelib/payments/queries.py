@@ -1,14 +1,29 @@
 """P7: orders for the console, scoped: the owning account, or the sub-service-provider the
-order is attributed to. Unknown and foreign orders answer the same "not found"."""
+order is attributed to. Unknown and foreign orders answer the same "not found".
+
+And for the phone roles of the one-code setup: a merchant admin reads the merchant's orders,
+a store manager the store's, a clerk the store's only while on shift. Each is one bounded
+index query (`orders-by-merchant`, `orders-by-store`), newest first.
+"""
 from __future__ import annotations
 
 from pynamodb.exceptions import DoesNotExist
 
 from chalicelib import pagination, sub_merchants
-from chalicelib.errors import NotFound
+from chalicelib.errors import Forbidden, NotFound
 from chalicelib.models.orders import Order
+from chalicelib.onecode.access import ADMIN, CLERK, Actor, RoleTooLow
 
 MERCHANT_ORDERS_LIST = "merchant-orders"
+PHONE_ORDERS_LIST = "phone-orders"
+
+
+class ClerkOffShift(Forbidden):
+    """A clerk reads the store's orders only while on shift: off shift, the phone in a
+    pocket (or a former colleague's) shows no takings. The message is the phone's words."""
+
+    def __init__(self) -> None:
+        super().__init__("店员需要上班打卡后才能查看门店订单，请先在门店页面上班打卡。", code="clerk_off_shift")
 
 
 def for_console(account_id: str, out_trade_no: str) -> Order:
@@ -27,6 +42,21 @@ def merchant_orders(account_id: str, merchant_id: str, limit: int, cursor: str |
     scope = None if role == "owner" else Order.ssp_account_id == account_id
     return pagination.query_page(Order.by_merchant, merchant.merchant_id, MERCHANT_ORDERS_LIST, limit, cursor,
                                  filter_condition=scope, newest_first=True)
+
+
+def for_phone(actor: Actor, limit: int, cursor: str | None) -> pagination.Page:
+    """The orders this phone role may read: the store's for anyone acting in a store (an
+    admin, a manager, a clerk on shift, read when `actor` was made, strongly consistent),
+    the merchant's for an admin acting for the merchant."""
+    if actor.store_id is None:
+        if actor.role != ADMIN:
+            raise RoleTooLow(ADMIN)
+        return pagination.query_page(Order.by_merchant, actor.merchant_id, PHONE_ORDERS_LIST, limit, cursor,
+                                     newest_first=True)
+    if actor.role == CLERK and (actor.staff is None or not actor.staff.on_shift):
+        raise ClerkOffShift()
+    return pagination.query_page(Order.by_store, actor.store_id, PHONE_ORDERS_LIST, limit, cursor,
+                                 newest_first=True)
 
 
 def order_view(order: Order) -> dict:

@@ -48,14 +48,32 @@ def _check(out_trade_no: str, at: int) -> str:
     state = channels.query(order, merchant, provider)
     if state.paid:
         return _settle(order, state)
-    expired = order.time_expire is not None and at >= order.time_expire
-    if expired or state.finished_unpaid:
+    if state.finished_unpaid:
+        return _close_locally(order)
+    if order.time_expire is not None and at >= order.time_expire:
         try:
             channels.close(order, merchant, provider)
         except channels.AlreadyPaid:
-            return _settle(order, channels.query(order, merchant, provider))
-        settle.close_locally(order)
-        return "closed"
+            return _after_refused_close(order, channels.query(order, merchant, provider), at)
+        return _close_locally(order)
+    _look_again(order, at)
+    return "later"
+
+
+def _close_locally(order: Order) -> str:
+    """The channel will never take this payment (it closed the order, or refused it): close
+    ours without asking it to close again (Alipay answers a close of a closed trade with
+    ACQ.TRADE_STATUS_ERROR, the same answer as for a paid one)."""
+    return "closed" if settle.close_locally(order) else "later"
+
+
+def _after_refused_close(order: Order, state: channels.ChannelState, at: int) -> str:
+    """The channel would not close the order: it was paid meanwhile, or it closed it itself
+    (its own expiry racing ours); only an order still payable is looked at again."""
+    if state.paid:
+        return _settle(order, state)
+    if state.finished_unpaid:
+        return _close_locally(order)
     _look_again(order, at)
     return "later"
 

@@ -479,10 +479,13 @@ def _trade_ref(out_trade_no: str | None, trade_no: str | None) -> dict:
 def create_trade(app: AlipayApp, *, app_auth_token: str, out_trade_no: str, total_fen: int, subject: str,
                  buyer_id: str | None = None, buyer_open_id: str | None = None, op_app_id: str | None = None,
                  time_expire: datetime | None = None, timeout_minutes: int | None = None,
-                 notify_url: str | None = None, product_code: str = "FACE_TO_FACE_PAYMENT") -> CreatedTrade:
+                 notify_url: str | None = None, product_code: str = "FACE_TO_FACE_PAYMENT",
+                 seller_id: str | None = None) -> CreatedTrade:
     """alipay.trade.create for the merchant behind `app_auth_token`; the page then calls
     AlipayJSBridge tradePay with the returned trade_no. Repeating it with the same details
-    returns the same trade (Alipay is idempotent on out_trade_no)."""
+    returns the same trade (Alipay is idempotent on out_trade_no). `seller_id` (the
+    merchant's 2088 user id) makes Alipay refuse a token of any other merchant
+    (ACQ.INVALID_RECEIVE_ACCOUNT) instead of charging it."""
     _check_out_no("out_trade_no", out_trade_no)
     _check_amount("total_fen", total_fen)
     if not isinstance(subject, str) or not subject.strip() or len(subject) > 256 or _SUBJECT_FORBIDDEN & set(subject):
@@ -500,6 +503,8 @@ def create_trade(app: AlipayApp, *, app_auth_token: str, out_trade_no: str, tota
     biz.update({"buyer_id": buyer_id} if buyer_id else {"buyer_open_id": buyer_open_id})
     if op_app_id:
         biz["op_app_id"] = op_app_id
+    if seller_id:
+        biz["seller_id"] = seller_id
     if time_expire is not None:
         biz["time_expire"] = china_time(time_expire)
     if timeout_minutes is not None:

@@ -30,7 +30,8 @@ def static_text(name: str) -> str:
 
 
 ASSETS = {"console.css": "text/css; charset=utf-8", "h5.css": "text/css; charset=utf-8",
-          "poster.css": "text/css; charset=utf-8", "poster.js": "text/javascript; charset=utf-8"}
+          "poster.css": "text/css; charset=utf-8", "poster.js": "text/javascript; charset=utf-8",
+          "pay.css": "text/css; charset=utf-8", "pay.js": "text/javascript; charset=utf-8"}
 """The static files the pages load (no inline script or style: the pages' CSP forbids it)."""
 
 

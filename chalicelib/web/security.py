@@ -26,12 +26,13 @@ def page_policy(script_origins: tuple[str, ...] = ()) -> str:
     """'self' for everything a page loads; data: and blob: images for QR codes, and https:
     images for the merchant's logo (an address the merchant gives; images only, so it can
     run nothing); a form may also land on WeChat's OAuth page (the confirm form re-asks who
-    the phone is)."""
+    the phone is). A wallet script's origin may also be fetched from: the sandbox's wallet
+    talks back to the sandbox that served it."""
     config = settings.current()
     scripts = " ".join(("'self'", *sorted(set(script_origins))))
     ancestors = config.frame_ancestors or "'none'"
     return (f"default-src 'none'; script-src {scripts}; style-src 'self'; img-src 'self' data: blob: https:; "
-            f"connect-src 'self'; form-action 'self' {origin(config.wechat_open_base_url)}; "
+            f"connect-src {scripts}; form-action 'self' {origin(config.wechat_open_base_url)}; "
             f"frame-ancestors {ancestors}; base-uri 'none'")
 
 

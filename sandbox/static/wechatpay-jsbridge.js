@@ -25,7 +25,11 @@
 
   function element(tag, attributes, text) {
     var node = document.createElement(tag);
-    Object.keys(attributes).forEach(function (name) { node.setAttribute(name, attributes[name]); });
+    // Styles go through the CSSOM: pages whose CSP has no style-src 'unsafe-inline' (ours)
+    // drop a style set with setAttribute("style"), and the cashier sheet would show unstyled.
+    Object.keys(attributes).forEach(function (name) {
+      if (name === "style") { node.style.cssText = attributes[name]; } else { node.setAttribute(name, attributes[name]); }
+    });
     if (text) { node.textContent = text; }
     return node;
   }

@@ -67,8 +67,13 @@ export const ERROR_TEXT = {
   wallet_not_supported: "请用微信或支付宝扫码付款",
   attempt_reused: "这笔付款已提交过，请刷新页面",
   payer_missing: "无法识别付款人，请重新扫码",
+  // P7 orders on the phone
+  clerk_off_shift: "店员需要上班打卡后才能查看门店订单",
   // the console itself
   network_error: "网络连接失败，请检查网络后重试",
+  yuan_not_a_number: "请填写以元为单位的金额，例如 5000 或 12.50",
+  yuan_too_many_decimals: "金额最多两位小数（精确到分）",
+  yuan_out_of_range: "单笔限额须在 0.01 至 1,000,000.00 元之间；留空表示不单独限额",
 };
 
 /** The Chinese text of an ApiError (or any error): known code, else a fallback naming the code. */

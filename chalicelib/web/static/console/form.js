@@ -27,7 +27,7 @@ function inputFor(field, value) {
     return select;
   }
   const input = h("input", {...common, type: field.type === "number" ? "number" : (field.type || "text"),
-                            inputmode: field.type === "number" ? "numeric" : null, min: field.min, max: field.max});
+                            inputmode: field.inputmode || (field.type === "number" ? "numeric" : null), min: field.min, max: field.max});
   input.value = value ?? "";
   return input;
 }

@@ -6,7 +6,9 @@ import {all, api} from "./api.js";
 import {append, button, card, copy, facts, h, pageHead, time} from "./dom.js";
 import {form} from "./form.js";
 import {jobBox, followJob, LIVE} from "./jobs.js";
-import {allProviders, SOURCE} from "./providers.js";
+import {parseYuan, yuan, yuanText} from "./money.js";
+import {ordersCard, register as registerOrders} from "./orders.js";
+import {allProviders, PAY_LIMIT_HINT, SOURCE} from "./providers.js";
 import {navigate, replaceQuery} from "./router.js";
 import {asRole, readOnly} from "./state.js";
 import {pagedTable} from "./table.js";
@@ -140,7 +142,15 @@ const MERCHANT_FIELDS = [
   {name: "ad_image_url", label: "支付结果页广告图片", hint: HTTPS},
   {name: "ad_link_url", label: "广告链接", hint: HTTPS},
   {name: "remark", label: "备注", type: "textarea"},
+  {name: "pay_limit_fen", label: "单笔限额（元）", inputmode: "decimal",
+   hint: PAY_LIMIT_HINT + "（与服务商的限额取较小者）"},
 ];
+
+/** The body with the pay limit typed in yuan turned into fen (null when emptied). */
+function inFen(body) {
+  if ("pay_limit_fen" in body) body.pay_limit_fen = parseYuan(body.pay_limit_fen, "pay_limit_fen");
+  return body;
+}
 
 function sspField(list, {nullable}) {
   return {name: "sub_service_provider", label: "子服务商", type: "select", nullable,
@@ -159,7 +169,7 @@ async function createView(ctx) {
                {title: "商户信息", fields: [...MERCHANT_FIELDS.slice(0, 4),
                  {name: "sub_mchid", label: "微信支付子商户号", hint: "8–10 位数字；设置后不能修改"}, ...MERCHANT_FIELDS.slice(4)]}],
     onSubmit: async ({collect}) => {
-      const merchant = await api("POST", "/v1/sub-merchants", {body: collect()});
+      const merchant = await api("POST", "/v1/sub-merchants", {body: inFen(collect())});
       toast("商户已创建", "ok");
       navigate("#/sub-merchants/" + merchant.id);
     }});
@@ -171,7 +181,8 @@ async function createView(ctx) {
 async function editView(ctx) {
   const merchant = await api("GET", "/v1/sub-merchants/" + encodeURIComponent(ctx.params.id), {signal: ctx.signal});
   const list = await ssps(merchant.sp_mchid, ctx.signal).catch(() => []);
-  const view = form({id: "merchant-form", values: merchant, submitText: "保存修改", onCancel: () => navigate("#/sub-merchants/" + merchant.id),
+  const values = {...merchant, pay_limit_fen: yuanText(merchant.pay_limit_fen)};
+  const view = form({id: "merchant-form", values, submitText: "保存修改", onCancel: () => navigate("#/sub-merchants/" + merchant.id),
     sections: [{title: "商户信息", fields: [{name: "sp_mchid", label: "服务商商户号", readonly: true},
       {name: "order_prefix", label: "订单前缀", readonly: true}, ...MERCHANT_FIELDS.slice(0, 4),
       merchant.sub_mchid ? {name: "sub_mchid", label: "微信支付子商户号", readonly: true}
@@ -179,7 +190,7 @@ async function editView(ctx) {
       ...MERCHANT_FIELDS.slice(4)]},
                {title: "子服务商", fields: [sspField(list, {nullable: true})]}],
     onSubmit: async ({collect}) => {
-      const body = collect({changedOnly: true});
+      const body = inFen(collect({changedOnly: true}));
       if (!Object.keys(body).length) { toast("没有需要保存的修改"); return; }
       body.version = merchant.version;
       const saved = await api("PATCH", "/v1/sub-merchants/" + merchant.id, {body});
@@ -262,7 +273,8 @@ async function detailView(ctx) {
       card("基本信息", facts([["名称", merchant.name], ["简称", merchant.short_name], ["服务商商户号", merchant.sp_mchid],
         ["微信支付通道", CHANNEL[merchant.channel] || merchant.channel], ["订单前缀", merchant.order_prefix]]),
         h("p", {class: "note", text: "您是该商户的子服务商，只能查看。"})),
-      onecodeCards(merchant, ctx, {owner: false}));
+      onecodeCards(merchant, ctx, {owner: false}),
+      ordersCard(merchant, ctx));
     return;
   }
   const keys = merchant.keys || {};
@@ -279,6 +291,8 @@ async function detailView(ctx) {
       ["管理员邮箱", merchant.admin_email], ["管理员手机", merchant.admin_phone],
       merchant.source === "maidan" ? ["买单开通", merchant.maidan_opened ? "已开通" : "未开通"] : null,
       ["Logo", merchant.logo_url], ["广告图片", merchant.ad_image_url], ["广告链接", merchant.ad_link_url],
+      ["单笔限额", h("span", {id: "merchant-pay-limit"}, merchant.pay_limit_fen != null ? yuan(merchant.pay_limit_fen)
+                                                        : "未单独设置（使用服务商或平台的限额）")],
       ["备注", merchant.remark], ["创建时间", time(merchant.created_at)], ["更新时间", time(merchant.updated_at)]])),
     card("微信支付通道", facts([["当前通道", h("span", {id: "merchant-channel"}, CHANNEL[merchant.channel] || merchant.channel)]]),
       h("div", {class: "form-actions"}, button(merchant.channel === "maidan" ? "切换为官方直连" : "切换为微信买单",
@@ -291,6 +305,7 @@ async function detailView(ctx) {
       h("div", {class: "form-actions"}, button("重置密钥", async () => { if (await resetKeys(merchant)) reload(); }, {kind: "danger-ghost", id: "reset-keys"}))),
     alipayCard(merchant, reload),
     onecodeCards(merchant, ctx, {owner: true}),
+    ordersCard(merchant, ctx),
     card("相关", h("div", {class: "links"}, h("a", {href: `#/audit?entity=${encodeURIComponent("sub_merchant#" + merchant.id)}`}, "审计日志"))));
   if (lastJob) followJob(lastJob, jobHolder, ctx, null);
 }
@@ -301,4 +316,5 @@ export function register(route) {
   route("/sub-merchants/:id", detailView, {section: "merchants"});
   route("/sub-merchants/:id/edit", editView, {section: "merchants"});
   registerOnecode(route);
+  registerOrders(route);
 }

@@ -4,6 +4,7 @@
 import {all, api} from "./api.js";
 import {append, button, card, facts, h, pageHead, time} from "./dom.js";
 import {form} from "./form.js";
+import {parseYuan, yuan, yuanText} from "./money.js";
 import {navigate} from "./router.js";
 import {asRole, readOnly} from "./state.js";
 import {pagedTable} from "./table.js";
@@ -42,6 +43,31 @@ const ALIPAY_FIELDS = [
   {name: "alipay.partner_id", label: "合作伙伴 ID（PID）", hint: "2088 开头的 16 位数字"},
   {name: "alipay.rebate_ratio_bp", label: "返佣比例", type: "number", hint: REBATE},
 ];
+
+export const PAY_LIMIT_HINT = "元，最多两位小数，不超过 1,000,000 元；留空表示不单独限额";
+const SLOT_TITLE = "不超过 20 个字；标题和链接都留空表示不显示";
+const PAYMENT_FIELDS = [
+  {name: "pay_limit_fen", label: "单笔限额（元）", inputmode: "decimal", hint: "顾客单笔付款的上限，" + PAY_LIMIT_HINT + "（商户也可单独设置，取较小者）"},
+  {name: "result_slots.review.title", label: "支付结果页 · 评价入口标题", hint: SLOT_TITLE},
+  {name: "result_slots.review.url", label: "评价入口链接", hint: HTTPS},
+  {name: "result_slots.coupon.title", label: "支付结果页 · 优惠券入口标题", hint: SLOT_TITLE},
+  {name: "result_slots.coupon.url", label: "优惠券入口链接", hint: HTTPS},
+];
+const SLOT_LABEL = {review: "评价入口", coupon: "优惠券入口"};
+
+/**
+ * The 收款设置 part of a provider body: the limit from yuan to fen (null when emptied) and
+ * each touched slot sent whole ({title, url}, or null when both are empty), since the API
+ * replaces a slot as a whole.
+ */
+function paymentSettings(body, everything) {
+  if ("pay_limit_fen" in body) body.pay_limit_fen = parseYuan(body.pay_limit_fen, "pay_limit_fen");
+  for (const slot of Object.keys(body.result_slots || {})) {
+    const typed = everything.result_slots?.[slot] || {};
+    body.result_slots[slot] = typed.title || typed.url ? {title: typed.title || "", url: typed.url || ""} : null;
+  }
+  return body;
+}
 
 const CHECK_NAME = {wechat_pay: "微信支付（商户私钥、证书序列号、平台公钥）", official_account: "公众号（AppID / AppSecret）",
                     alipay: "支付宝（应用私钥、支付宝公钥）"};
@@ -119,12 +145,14 @@ async function listView(ctx) {
 function providerForm(provider, {creating, onSaved, onCancel}) {
   const basic = creating ? [{name: "sp_mchid", label: "服务商商户号", required: true, hint: "8–10 位数字（微信支付服务商商户号）"}, ...BASIC_FIELDS]
                          : [{name: "sp_mchid", label: "服务商商户号", readonly: true}, ...BASIC_FIELDS];
-  return form({id: "provider-form", values: provider, submitText: creating ? "创建服务商" : "保存修改", onCancel,
+  const values = {...provider, pay_limit_fen: yuanText(provider.pay_limit_fen)};
+  return form({id: "provider-form", values, submitText: creating ? "创建服务商" : "保存修改", onCancel,
     sections: [{title: "基本信息", fields: basic},
+               {title: "收款设置", note: "支付结果页可放一个评价入口和一个优惠券入口，顾客付款成功后看到。", fields: PAYMENT_FIELDS},
                {title: "微信支付", note: "密钥类字段只写不读：保存后只显示“已设置”，需要时点“更换”重新填写。", fields: WECHAT_FIELDS},
                {title: "支付宝", fields: ALIPAY_FIELDS}],
     onSubmit: async ({collect}) => {
-      const body = collect({changedOnly: !creating});
+      const body = paymentSettings(collect({changedOnly: !creating}), collect());
       if (!creating) {
         if (!Object.keys(body).length) { toast("没有需要保存的修改"); return; }
         body.version = provider.version;
@@ -194,6 +222,12 @@ async function detailView(ctx) {
       ["Logo", provider.logo_url], ["交易完成回调地址", provider.callback_url], ["广告图片", provider.ad_image_url],
       ["广告链接", provider.ad_link_url], ["备注", provider.remark], ["创建时间", time(provider.created_at)],
       ["更新时间", time(provider.updated_at)]])),
+    card("收款设置", h("div", {id: "payment-settings"}, facts([
+      ["单笔限额", provider.pay_limit_fen != null ? yuan(provider.pay_limit_fen) : "未单独设置（使用平台默认限额）"],
+      ...["review", "coupon"].map((slot) => {
+        const value = provider.result_slots?.[slot];
+        return [SLOT_LABEL[slot], value ? h("span", {}, value.title, " · ", h("a", {href: value.url, target: "_blank", rel: "noopener noreferrer"}, value.url)) : "未设置"];
+      })]))),
     card("微信支付", facts([["状态", w.configured ? "已配置" : "未配置"], ["公众号 AppID", w.app_id],
       ["公众号 AppSecret", secretFact(w.app_secret)], ["API v3 密钥", secretFact(w.api_v3_key)],
       ["商户 API 私钥", secretFact(w.private_key_pem)], ["商户 API 证书序列号", w.serial_no],

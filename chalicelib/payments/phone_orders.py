@@ -1,0 +1,81 @@
+"""P7 on the phone: the order list of a store (`/h5/stores/{id}/orders`, for its admins,
+manager and clerks on shift) and of a merchant (`/h5/merchants/{id}/orders`, for its admins).
+
+Who reads what is `queries.for_phone`'s rule; this module only finds the caller's role (the
+same way the store and merchant pages do), reads one bounded page and words it: time in
+Beijing time, amount in yuan, state in Chinese, the order number to quote on a call.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from urllib.parse import urlencode
+
+from chalicelib.errors import ApiError
+from chalicelib.h5 import PageResponse, _page
+from chalicelib.models.orders import Order
+from chalicelib.onecode import merchant_pages, pages, store_pages
+from chalicelib.onecode.access import NoRoleHere, as_admin, in_store
+from chalicelib.payments import amounts, queries
+
+ORDERS_PER_PAGE = 20
+STATE_NAMES = {"NOTPAY": "待支付", "SUCCESS": "已支付", "CLOSED": "已关闭", "PAYERROR": "支付失败"}
+WALLET_NAMES = {"wechat": "微信", "alipay": "支付宝"}
+
+
+def _row(order: Order) -> dict:
+    refunded = int(order.refunded or 0)
+    state = STATE_NAMES.get(order.state, "处理中")
+    if refunded:
+        state += f"（已退 {amounts.format_yuan(refunded)} 元）"
+    return {"time": datetime.fromtimestamp(int(order.created_at), store_pages.SHANGHAI).strftime("%Y-%m-%d %H:%M:%S"),
+            "amount": amounts.format_yuan(int(order.total)), "state": state, "paid": order.state == "SUCCESS",
+            "wallet": WALLET_NAMES.get(order.wallet or "", ""), "out_trade_no": order.out_trade_no}
+
+
+def _with_query(path: str, query: dict) -> str:
+    return path + (f"?{urlencode(query)}" if query else "")
+
+
+def _orders_page(actor, heading: str, subheading: str, back: str, path: str, query: dict) -> PageResponse:
+    try:
+        found = queries.for_phone(actor, ORDERS_PER_PAGE, query.get("cursor"))
+    except queries.ClerkOffShift as exc:
+        return _page(403, "clerk-off-shift", "暂时不能查看订单", exc.message)
+    except ApiError as exc:
+        return pages.refusal_page(exc)
+    return pages.html("phone_orders.html", title=f"{heading} · 订单", heading=heading, subheading=subheading,
+                      back=back, orders=[_row(order) for order in found.data],
+                      next_page=f"{path}?{urlencode({'cursor': found.next_cursor})}" if found.next_cursor else None)
+
+
+def _signed_in_as(resolve, path: str, cookie: str | None, query: dict):
+    """(actor, None) for the caller's role that `resolve(openid)` finds, else (None, the page:
+    WeChat sign-in coming back to this list, or the no-role page)."""
+    identity, login = pages.identity_or_login(cookie, _with_query(path, query))
+    if login is not None:
+        return None, login
+    try:
+        return resolve(identity.openid), None
+    except NoRoleHere:
+        return None, pages.no_role_page()
+
+
+def store_orders_page(store_id: str, cookie: str | None, query: dict) -> PageResponse:
+    """GET /h5/stores/{id}/orders[?cursor=]: the store's orders, newest first."""
+    query = dict(query or {})
+    path = f"{store_pages.path_of(store_id)}/orders"
+    found, refusal = _signed_in_as(lambda openid: in_store(store_id, openid), path, cookie, query)
+    if refusal is not None:
+        return refusal
+    actor, store = found
+    return _orders_page(actor, store.name, "门店订单", store_pages.path_of(store_id), path, query)
+
+
+def merchant_orders_page(merchant_id: str, cookie: str | None, query: dict) -> PageResponse:
+    """GET /h5/merchants/{id}/orders[?cursor=]: every order of the merchant, for its admins."""
+    query = dict(query or {})
+    path = f"{merchant_pages.path_of(merchant_id)}/orders"
+    actor, refusal = _signed_in_as(lambda openid: as_admin(merchant_id, openid), path, cookie, query)
+    if refusal is not None:
+        return refusal
+    return _orders_page(actor, "全部订单", "商户所有门店的订单", merchant_pages.path_of(merchant_id), path, query)
