@@ -639,7 +639,7 @@ def h5_pay_page(code_id):
 
 @app.route("/h5/pay/{code_id}", methods=["POST"], content_types=["application/x-www-form-urlencoded"])
 def h5_pay(code_id):
-    return _h5(lambda: pay_pages.pay(qrcodes.find(code_id), _cookie(), _user_agent(), _form()))
+    return _h5(lambda: pay_pages.pay(code_id, _cookie(), _user_agent(), _form()))
 
 
 @app.route("/h5/pay/orders/{out_trade_no}")
@@ -797,10 +797,10 @@ def _channel_reply(answer: tuple[int, dict, str]) -> Response:
     return Response(body=body, status_code=status, headers=headers)
 
 
-@app.route("/notify/wechatpay/{sp_mchid}", methods=["POST"], content_types=["application/json"])
-def wechatpay_notification(sp_mchid):
+@app.route("/notify/wechatpay/{account_id}/{sp_mchid}", methods=["POST"], content_types=["application/json"])
+def wechatpay_notification(account_id, sp_mchid):
     request = app.current_request
-    return _channel_reply(payment_notifications.wechatpay_notification(sp_mchid, dict(request.headers),
+    return _channel_reply(payment_notifications.wechatpay_notification(account_id, sp_mchid, dict(request.headers),
                                                                        request.raw_body or b""))
 
 

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from chalicelib.models.orders import Order
+from chalicelib.models.qrcodes import QrCode
 from chalicelib.models.sub_merchants import SubMerchant
 from chalicelib.onecode import codes as onecode_codes
 from chalicelib.onecode.models import Store
@@ -19,10 +20,13 @@ from chalicelib.payments import limits
 from chalicelib.upstream import http
 from chalicelib.web import static_text
 from sandbox import alipay as sandbox_alipay
+from sandbox import maidan as sandbox_maidan
 from sandbox.wechatpay import register_merchant, state_of as wechatpay_state
 from sandbox.world import WechatUser
 from tests.drivers import Phone
+from tests.dynamodb_calls import counting_aws_calls
 from tests.environment import PUBLIC_BASE_URL, SANDBOX_ROOT
+from tests.test_payments_maidan import opened_sub_merchant, payer_openid
 
 SP_MCHID = "1900000109"
 SUB_MCHID = "1600000109"
@@ -67,19 +71,22 @@ def shop(bound_console, sandbox, client):
     return _shop(bound_console, sandbox, client)
 
 
-def _shop(console, sandbox, client) -> SimpleNamespace:
+def _shop(console, sandbox, client, sp_mchid: str = SP_MCHID, sub_mchid: str = SUB_MCHID,
+          channel: str | None = None) -> SimpleNamespace:
     account_id = console.call("GET", "/v1/me").json["id"]
-    merchant_id = console.call("POST", "/v1/sub-merchants", {"sp_mchid": SP_MCHID, "name": "一号面馆"}).json["id"]
-    SubMerchant.get(account_id, merchant_id).update(actions=[SubMerchant.sub_mchid.set(SUB_MCHID)])
-    code = onecode_codes.permanent_code(onecode_codes.STORE_COLLECTION, account_id, merchant_id, store_id="s-pay")
+    merchant_id = console.call("POST", "/v1/sub-merchants", {"sp_mchid": sp_mchid, "name": "一号面馆"}).json["id"]
+    SubMerchant.get(account_id, merchant_id).update(
+        actions=[SubMerchant.sub_mchid.set(sub_mchid)] + ([SubMerchant.channel.set(channel)] if channel else []))
+    code = onecode_codes.permanent_code(onecode_codes.STORE_COLLECTION, account_id, merchant_id, store_id="s-pay",
+                                        sp_mchid=sp_mchid)
     code.save()
     Store(store_id="s-pay", merchant_id=merchant_id, account_id=account_id, name="人民路店",
           collection_code_id=code.code_id, created_at=1, updated_at=1, created_key="1#s-pay").save()
 
     def deliver(url: str, headers: dict, body: bytes) -> tuple[int, str]:
         path = url.removeprefix(PUBLIC_BASE_URL)
-        content_type = "application/json" if path.startswith("/notify/wechatpay/") else \
-            "application/x-www-form-urlencoded"
+        content_type = "application/x-www-form-urlencoded" if path.startswith("/notify/alipay") else \
+            "application/json"
         answer = client.http.post(path, headers={"content-type": content_type, **headers}, body=body)
         return answer.status_code, answer.body.decode()
     sandbox.notifier.deliver = deliver
@@ -141,6 +148,37 @@ def test_a_wechat_customer_pays_a_store_code_and_the_result_page_shows_it(shop, 
     assert "data-poll" not in result.html and 'id="pay-done"' in result.html
 
 
+@pytest.mark.usefixtures("platform_secrets")  # the 买单 client reads MAIDAN_API_KEY from SSM
+def test_a_wechat_customer_pays_a_maidan_merchant_and_the_result_page_shows_it(bound_console, sandbox, client):
+    provider, opened = opened_sub_merchant(sandbox)
+    created = bound_console.call("POST", "/v1/providers", {"sp_mchid": provider.sp_mchid, "name": "买单服务商"})
+    assert created.status == 201, created.json
+    shop = _shop(bound_console, sandbox, client, provider.sp_mchid, opened.sub_mchid, channel="maidan")
+    customer = Phone(client, "guest-01")
+
+    form = customer.open(f"/h5/q/{shop.code_id}")
+    assert (form.status, form.page_id) == (200, "pay") and "一号面馆" in form.html
+
+    invoke = _submit(form, shop.code_id, "8.80", "不要辣")
+    assert invoke.page_id == "pay-invoke" and f"{SANDBOX_ROOT}/wechatpay/sandbox/jsbridge.js" in invoke.html
+    params, result_url = _invoke_params(invoke)
+    [order] = _orders(shop)
+    assert (order.channel, order.state, order.total, order.sub_mchid) == ("maidan", "NOTPAY", 880, opened.sub_mchid)
+    assert order.payer_id == payer_openid(sandbox) and params["package"] == f"prepay_id={order.prepay_id}"
+
+    paid = _sandbox_post("/wechatpay/sandbox/wallet/pay", content=json.dumps(params),
+                         headers={"content-type": "text/plain"})
+    assert paid.json()["err_msg"] == "get_brand_wcpay_request:ok"
+    assert sandbox_maidan.ledger(sandbox).orders[(provider.sp_mchid, order.out_trade_no)].trade_state == "SUCCESS"
+    sandbox.notifier.deliver_due()
+
+    settled = Order.get(order.out_trade_no)
+    assert (settled.state, settled.settled_by) == ("SUCCESS", "notification")
+    result = customer.open(PUBLIC_BASE_URL + result_url)
+    assert (result.status, result.page_id) == (200, "pay-result") and 'data-state="SUCCESS"' in result.html
+    assert "¥8.80" in result.html and order.out_trade_no in result.html and "一号面馆" in result.html
+
+
 def test_an_alipay_customer_pays_with_the_buyer_id_of_the_providers_app(shop, client, wire):
     _authorize_alipay(shop, client)
     buyer = next(iter(sandbox_alipay.state_of(shop.sandbox).buyers))
@@ -162,6 +200,48 @@ def test_an_alipay_customer_pays_with_the_buyer_id_of_the_providers_app(shop, cl
 
     result = customer.open(PUBLIC_BASE_URL + result_url)
     assert result.page_id == "pay-result" and 'data-state="SUCCESS"' in result.html and "¥8.00" in result.html
+
+
+KMS_OPERATIONS = ("Decrypt", "Encrypt", "GenerateDataKey")
+
+
+def _dynamodb(calls) -> int:
+    return sum(count for name, count in calls.items() if name not in KMS_OPERATIONS)
+
+
+@pytest.mark.parametrize("wallet", ["wechat", "alipay"])
+def test_a_scan_takes_two_dynamodb_round_trips_and_an_order_three_on_either_wallet(shop, client, wallet):
+    if wallet == "alipay":
+        _authorize_alipay(shop, client)
+        customer = AlipayPhone(client, next(iter(sandbox_alipay.state_of(shop.sandbox).buyers)))
+    else:
+        customer = Phone(client, "guest-01")
+    customer.open(f"/h5/q/{shop.code_id}")  # the first scan signs the payer in and sets cp_payer
+
+    with counting_aws_calls() as scan:
+        form = customer.open(f"/h5/q/{shop.code_id}")
+    assert form.page_id == "pay"
+    with counting_aws_calls() as post:
+        invoke = _submit(form, shop.code_id, "12.34")
+
+    assert invoke.page_id == "pay-invoke"
+    assert _dynamodb(scan) <= 2 and sum(scan[name] for name in KMS_OPERATIONS) == 0, scan
+    assert _dynamodb(post) <= 3 and post["Decrypt"] == 2, post
+    [order] = _orders(shop)
+    assert (order.total, order.channel, order.code_id) == (1234, "official_direct" if wallet == "wechat" else "alipay",
+                                                           shop.code_id)
+
+
+def test_a_code_revoked_after_the_form_was_shown_takes_no_payment(shop, client, wire):
+    customer = Phone(client, "guest-01")
+    form = customer.open(f"/h5/q/{shop.code_id}")
+    QrCode.get(shop.code_id).update(actions=onecode_codes.revoke_actions())
+    sent = len(wire.requests)
+
+    refused = _submit(form, shop.code_id, "5")
+
+    assert refused.status != 200 and refused.page_id != "pay-invoke"
+    assert _orders(shop) == [] and len(wire.requests) == sent
 
 
 @pytest.mark.parametrize("amount, reason", [("0", "金额必须大于 0"), ("-1", "金额只能是数字"),
@@ -204,7 +284,8 @@ def test_a_double_tap_and_a_reload_of_the_post_or_the_result_page_make_one_order
     shop.sandbox.notifier.deliver_due()
 
     again = _submit(form, shop.code_id, "5.00", attempt=attempt)
-    assert again.status == 303 and again.last[2]["Location"] == result_url
+    # the same order's result page (each link carries its own expiry, so compare the path)
+    assert again.status == 303 and again.last[2]["Location"].split("?")[0] == result_url.split("?")[0]
     shown = form.open(PUBLIC_BASE_URL + result_url)
     assert shown.page_id == "pay-result" and 'data-state="SUCCESS"' in shown.html
     assert form.open(PUBLIC_BASE_URL + result_url).page_id == "pay-result"

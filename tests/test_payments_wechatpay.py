@@ -60,7 +60,8 @@ class Channel:
     def __call__(self, url: str, headers: dict, body: bytes) -> tuple[int, str]:
         path = url.split("h5.test", 1)[1]
         if path.startswith("/notify/wechatpay/"):
-            status, _, text = notifications.wechatpay_notification(path.rsplit("/", 1)[1], headers, body)
+            account_id, sp_mchid = path.split("/")[-2:]
+            status, _, text = notifications.wechatpay_notification(account_id, sp_mchid, headers, body)
         elif path == "/notify/maidan":
             status, _, text = notifications.maidan_notification(headers, body)
         else:
@@ -111,7 +112,7 @@ def test_an_order_is_placed_as_partner_jsapi_and_answers_signed_pay_params(aws, 
     [sent] = [json.loads(r.content) for r in wire.requests if r.url.path.endswith("/transactions/jsapi")]
     assert (sent["sp_mchid"], sent["sub_mchid"], sent["payer"], sent["amount"]["total"]) == \
         (SP_MCHID, SUB_MCHID, {"sp_openid": OPENID}, 1234)
-    assert sent["notify_url"] == f"http://h5.test/notify/wechatpay/{SP_MCHID}" and sent["time_expire"]
+    assert sent["notify_url"] == f"http://h5.test/notify/wechatpay/{ACCOUNT}/{SP_MCHID}" and sent["time_expire"]
 
 
 def test_a_retried_create_of_one_attempt_makes_one_order(aws, sandbox):
@@ -149,8 +150,10 @@ def test_a_paid_notification_moves_the_order_to_paid_with_one_outbox_item_handed
     assert (order.state, order.settled_by, order.open_shard) == ("SUCCESS", "notification", None)
     assert order.upstream_trade_no
     item = OutboxItem.get(f"order_paid#{out_trade_no}")
-    assert item.pending_shard is None and item.handed_over_at
+    assert item.pending_shard is not None and item.done_at is None  # handed over, its follow-up not yet done
     assert queued() == [{"item_id": item.item_id}]
+    assert outbox.handle_item(item.item_id) == "done"
+    assert OutboxItem.get(item.item_id).pending_shard is None  # out of the sweep's index once done
 
 
 def test_a_duplicate_notification_is_acknowledged_and_changes_nothing(aws, sandbox, channel, queued):
@@ -187,7 +190,7 @@ def test_a_stale_or_probe_signed_notification_is_refused(aws, sandbox, channel):
     stale = dict(headers, **{"Wechatpay-Timestamp": str(int(headers["Wechatpay-Timestamp"]) - 600)})
     probe = dict(headers, **{"Wechatpay-Signature": "WECHATPAY/SIGNTEST/abc"})
     for bad in (stale, probe):
-        status, _, text = notifications.wechatpay_notification(SP_MCHID, bad, body)
+        status, _, text = notifications.wechatpay_notification(ACCOUNT, SP_MCHID, bad, body)
         assert status == 401 and json.loads(text)["code"] == "FAIL"
     assert Order.get(order.out_trade_no).state == "NOTPAY"
 
@@ -200,7 +203,7 @@ def test_fifty_concurrent_copies_of_one_notification_make_one_paid_transition_an
     [pending] = sandbox.notifier.notifications.values()
     headers, body = pending.build()
     with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
-        answers = list(pool.map(lambda _: notifications.wechatpay_notification(SP_MCHID, headers, body), range(50)))
+        answers = list(pool.map(lambda _: notifications.wechatpay_notification(ACCOUNT, SP_MCHID, headers, body), range(50)))
     assert {status for status, _, _ in answers} == {204}
     assert Order.get(out_trade_no).version == 3  # created, channel ids stored, paid: one transition
     assert len(list(OutboxItem.scan())) == 1
@@ -223,15 +226,17 @@ def test_a_crash_between_the_transaction_and_the_hand_over_is_finished_once_by_t
         raise Killed()
     monkeypatch.setattr(outbox, "enqueue", killed)
     with pytest.raises(Killed):
-        notifications.wechatpay_notification(SP_MCHID, headers, body)
+        notifications.wechatpay_notification(ACCOUNT, SP_MCHID, headers, body)
     monkeypatch.undo()
     assert Order.get(out_trade_no).state == "SUCCESS"
     assert OutboxItem.get(f"order_paid#{out_trade_no}").pending_shard is not None and queued() == []
 
     assert outbox.sweep(at=now())["handed_over"] == 0  # too young: its own request may still hand it over
     assert outbox.sweep(at=now() + 60) == {"examined": 1, "handed_over": 1}
-    assert outbox.sweep(at=now() + 120) == {"examined": 0, "handed_over": 0}
+    assert outbox.sweep(at=now() + 120) == {"examined": 1, "handed_over": 0}  # sent a minute ago: not again yet
     assert queued() == [{"item_id": f"order_paid#{out_trade_no}"}]
+    assert outbox.handle_item(f"order_paid#{out_trade_no}") == "done"
+    assert outbox.sweep(at=now() + 600) == {"examined": 0, "handed_over": 0}
 
 
 def test_the_follow_up_records_the_paid_orders_audit_entry_exactly_once(aws, sandbox, channel):

@@ -72,9 +72,12 @@ def payer_app_id(provider: Provider, wallet: str) -> str:
     return providers.mapping(provider.wechat).get("app_id") or settings.current().wechat_app_id
 
 
-def notify_url(channel: str, sp_mchid: str) -> str:
+def notify_url(channel: str, account_id: str, sp_mchid: str) -> str:
+    """Where the channel posts its notifications. WeChat Pay's names the provider's account
+    and sp_mchid: the body is encrypted with that provider's key, so the provider is read by
+    its key before anything else (one GetItem, no look-up of who holds the sp_mchid)."""
     base = settings.current().public_base_url
-    return {OFFICIAL_DIRECT: f"{base}/notify/wechatpay/{sp_mchid}", MAIDAN: f"{base}/notify/maidan",
+    return {OFFICIAL_DIRECT: f"{base}/notify/wechatpay/{account_id}/{sp_mchid}", MAIDAN: f"{base}/notify/maidan",
             ALIPAY: f"{base}/notify/alipay"}[channel]
 
 
@@ -92,7 +95,7 @@ def place(order: Order, merchant: SubMerchant, provider: Provider) -> tuple[dict
     """Place `order` at its channel: (what the page passes to the wallet, prepay_id, trade_no).
     Each channel answers the same out_trade_no with the same details with the same order,
     so placing again after a lost answer is safe."""
-    url = notify_url(order.channel, order.sp_mchid)
+    url = notify_url(order.channel, order.account_id, order.sp_mchid)
     if order.channel == OFFICIAL_DIRECT:
         credentials = providers.wechat_pay_merchant(provider)
         prepay_id = wechatpay.create_jsapi_order(

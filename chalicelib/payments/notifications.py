@@ -17,10 +17,10 @@ from pynamodb.exceptions import DoesNotExist
 from chalicelib import providers
 from chalicelib.errors import Conflict, InvalidField
 from chalicelib.log import logger
-from chalicelib.models.accounts import UniqueClaim
 from chalicelib.models.orders import Order
 from chalicelib.models.providers import Provider
 from chalicelib.models.sub_merchants import SubMerchant
+from chalicelib.onecode import lookup
 from chalicelib.payments import channels, settle
 from chalicelib.upstream import alipay, maidan, wechatpay
 
@@ -42,18 +42,17 @@ def _settled(outcome: str) -> tuple[int, dict, str]:
     return _refusal(404 if outcome == settle.UNKNOWN_ORDER else 400, f"notification not applied: {outcome}")
 
 
-def _provider_by_sp_mchid(sp_mchid: str) -> Provider | None:
-    """The provider holding `sp_mchid` (its platform-wide claim names the account)."""
+def _provider(account_id: str, sp_mchid: str) -> Provider | None:
     try:
-        owner = UniqueClaim.get(f"sp_mchid#{sp_mchid}").owner_id
-        return Provider.get(owner, sp_mchid)
+        return Provider.get(account_id, sp_mchid)
     except DoesNotExist:
         return None
 
 
-def wechatpay_notification(sp_mchid: str, headers: dict, body: bytes | str) -> tuple[int, dict, str]:
-    """`POST /notify/wechatpay/{sp_mchid}`: answered 204 once applied (or already applied)."""
-    provider = _provider_by_sp_mchid(sp_mchid) if sp_mchid.isdigit() else None
+def wechatpay_notification(account_id: str, sp_mchid: str, headers: dict, body: bytes | str) -> tuple[int, dict, str]:
+    """`POST /notify/wechatpay/{account_id}/{sp_mchid}`: answered 204 once applied (or already
+    applied). The path only says whose key to verify with: nothing in it is believed."""
+    provider = _provider(account_id, sp_mchid) if sp_mchid.isdigit() and account_id else None
     if provider is None or not providers.wechat_pay_configured(provider):
         logger.warning("WeChat Pay notification for an unknown provider", extra={"sp_mchid": sp_mchid[:32]})
         return _refusal(404, "unknown sp_mchid")
@@ -102,11 +101,15 @@ def alipay_notification(body: bytes | str) -> tuple[int, dict, str]:
 
     raw = body.decode("latin-1") if isinstance(body, bytes) else body
     claimed = dict(parse_qsl(raw)).get("out_trade_no", "")
+    order = merchant = app = None
     try:
         order = Order.get(claimed, consistent_read=True) if claimed else None
-        merchant = SubMerchant.get(order.account_id, order.merchant_id) if order else None
-        app = providers.alipay_app(providers.get(order.account_id, order.sp_mchid)) if order else None
+        merchant, provider = lookup.get_many([(SubMerchant, order.account_id, order.merchant_id),
+                                              (Provider, order.account_id, order.sp_mchid)]) if order else (None, None)
+        app = providers.alipay_app(provider) if provider is not None else None
     except (DoesNotExist, Conflict, InvalidField):
+        order = None
+    if merchant is None or app is None:
         order = None
     if order is None or order.channel != channels.ALIPAY:
         logger.warning("Alipay notification for an unknown order", extra={"out_trade_no": claimed[:64]})
@@ -126,5 +129,6 @@ def alipay_notification(body: bytes | str) -> tuple[int, dict, str]:
         return ALIPAY_SUCCESS  # WAIT_BUYER_PAY / TRADE_CLOSED: nothing to record; the sweep closes
     outcome = settle.settle(settle.Payment(
         out_trade_no=notification.out_trade_no, channel=channels.ALIPAY, sp_mchid=None, sub_mchid=None,
-        amount_fen=notification.total_fen, upstream_trade_no=notification.trade_no), "notification")
+        amount_fen=notification.total_fen, upstream_trade_no=notification.trade_no), "notification",
+        read=order if notification.out_trade_no == order.out_trade_no else None)
     return ALIPAY_SUCCESS if outcome in ACCEPTED else ALIPAY_FAIL

@@ -6,6 +6,11 @@ separates merchants), so a retried create — a double tap, an answer lost on th
 lands on the same key. The order is written with `attribute_not_exists(out_trade_no)`
 before the channel is called; a retry finds it and places it again, which every channel
 answers with the same order (same out_trade_no, same details).
+
+The pay page hands in the merchant, provider and clerk it read in its one BatchGetItem, so
+an order costs PutItem + the channel call + UpdateItem. An Alipay order is checked without
+decrypting anything and placed with the app's key and the merchant's token decrypted once
+each (`channels.route`/`channels.place` read the provider again on each call).
 """
 from __future__ import annotations
 
@@ -16,10 +21,11 @@ from dataclasses import dataclass
 
 from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 
-from chalicelib import providers, qrcodes, settings
+from chalicelib import alipay_authorization, providers, qrcodes, settings
 from chalicelib.errors import InvalidField
 from chalicelib.log import logger
 from chalicelib.models.base import condition_failed, now
+from chalicelib.models.providers import Provider
 from chalicelib.models.orders import Order
 from chalicelib.models.qrcodes import QrCode
 from chalicelib.models.sub_merchants import SubMerchant
@@ -27,6 +33,7 @@ from chalicelib.onecode import codes as onecode_codes
 from chalicelib.onecode.models import Staff
 from chalicelib.payments import channels, errors, outbox
 from chalicelib.payments.settle import NOTPAY, PAID
+from chalicelib.upstream import alipay
 
 _ATTEMPT_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 SOURCES = {onecode_codes.STORE_COLLECTION: "store_code", onecode_codes.CLERK_COLLECTION: "clerk_code"}
@@ -61,19 +68,62 @@ def _usable_code(code: QrCode) -> str:
     return SOURCES[code.kind]
 
 
-def _clerk_id(code: QrCode) -> str | None:
+def _clerk_id(code: QrCode, clerk: Staff | None) -> str | None:
     if code.kind != onecode_codes.CLERK_COLLECTION:
         return None
+    if clerk is not None:
+        return clerk.staff_id
     try:
         return Staff.get(code.store_id, code.member_key).staff_id
     except DoesNotExist:
         raise errors.refused(errors.CODE_NOT_USABLE, "the clerk of this code is gone", param="code") from None
 
 
+def check_alipay(merchant: SubMerchant, provider: Provider) -> None:
+    """What `alipay_authorization.payment_credentials` refuses, checked on the records at hand
+    without decrypting anything: never authorized or cleared, expired, the provider's app not
+    configured or not the one the merchant authorized (`alipay_not_authorized`)."""
+    authorization = merchant.alipay
+    reason = None
+    if authorization is None:
+        reason = "this sub-merchant has not authorized the provider's Alipay app"
+    elif authorization.expires_at <= now():
+        reason = f"this sub-merchant's Alipay authorization expired at {authorization.expires_at}"
+    elif not providers.alipay_configured(provider):
+        reason = f"provider {provider.sp_mchid} has not configured Alipay"
+    elif providers.mapping(provider.alipay).get("app_id") != authorization.isv_app_id:
+        reason = f"this sub-merchant authorized Alipay app {authorization.isv_app_id}, not the provider's current one"
+    if reason is not None:
+        raise errors.refused(errors.ALIPAY_NOT_AUTHORIZED, reason, param="alipay_authorization")
+
+
+def _route(merchant: SubMerchant, provider: Provider, wallet: str) -> str:
+    if wallet == "alipay":
+        check_alipay(merchant, provider)
+        return channels.ALIPAY
+    return channels.route(merchant, provider, wallet)
+
+
+def _place_alipay(order: Order, merchant: SubMerchant, provider: Provider) -> tuple[dict, None, str]:
+    """`channels.place` for Alipay, with the provider at hand: the app's private key and the
+    merchant's token are each decrypted once."""
+    authorization = merchant.alipay
+    app_auth_token = alipay_authorization._decrypt(merchant, "app_auth_token", authorization.app_auth_token)
+    trade = alipay.create_trade(providers.alipay_app(provider), app_auth_token=app_auth_token,
+                                out_trade_no=order.out_trade_no, total_fen=int(order.total),
+                                subject=channels.description(merchant), buyer_id=order.payer_id,
+                                time_expire=channels._expiry(order),
+                                notify_url=channels.notify_url(order.channel, order.account_id, order.sp_mchid),
+                                seller_id=authorization.user_id)
+    return {"tradeNO": trade.trade_no}, None, trade.trade_no
+
+
 def create(code: QrCode, payer: Payer, amount_fen: int, remark: str | None, attempt_id: str,
-           channel_wallet: str) -> CreatedOrder:
+           channel_wallet: str, merchant: SubMerchant | None = None, provider: Provider | None = None,
+           clerk: Staff | None = None) -> CreatedOrder:
     """The order of this attempt, placed at its channel. Refusals (setup missing, code not
-    usable) come before any write and before anything is sent upstream."""
+    usable) come before any write and before anything is sent upstream. `merchant`,
+    `provider` and `clerk` are the code's records when the caller already read them."""
     if not isinstance(amount_fen, int) or isinstance(amount_fen, bool) or amount_fen <= 0:
         raise InvalidField("amount", "amount must be a positive whole number of fen")
     if not isinstance(attempt_id, str) or not _ATTEMPT_ID.match(attempt_id):
@@ -83,25 +133,26 @@ def create(code: QrCode, payer: Payer, amount_fen: int, remark: str | None, atte
     if remark is not None and (not isinstance(remark, str) or len(remark) > 64):
         raise InvalidField("remark", "备注最多 64 个字")
     source = _usable_code(code)
-    merchant = SubMerchant.get(code.account_id, code.merchant_id)
-    provider = providers.get(merchant.account_id, merchant.sp_mchid)
-    channel = channels.route(merchant, provider, channel_wallet)
+    merchant = merchant or SubMerchant.get(code.account_id, code.merchant_id)
+    provider = provider or providers.get(merchant.account_id, merchant.sp_mchid)
+    channel = _route(merchant, provider, channel_wallet)
     order = _write_once(code, source, merchant, provider, channel, channel_wallet, payer, amount_fen, remark,
-                        attempt_id)
+                        attempt_id, clerk)
     if order.state != NOTPAY:
         return CreatedOrder(order, None)
-    pay_params, prepay_id, trade_no = channels.place(order, merchant, provider)
+    pay_params, prepay_id, trade_no = _place_alipay(order, merchant, provider) if channel == channels.ALIPAY \
+        else channels.place(order, merchant, provider)
     _remember_channel_ids(order, prepay_id, trade_no)
     return CreatedOrder(order, pay_params)
 
 
 def _write_once(code: QrCode, source: str, merchant: SubMerchant, provider, channel: str, wallet: str,
-                payer: Payer, amount_fen: int, remark: str | None, attempt_id: str) -> Order:
+                payer: Payer, amount_fen: int, remark: str | None, attempt_id: str, clerk: Staff | None) -> Order:
     current, at = settings.current(), now()
     out_trade_no = out_trade_no_for(merchant.order_prefix, attempt_id)
     order = Order(out_trade_no=out_trade_no, account_id=merchant.account_id, sp_mchid=merchant.sp_mchid,
                   merchant_id=merchant.merchant_id, ssp_account_id=merchant.ssp_account_id, store_id=code.store_id,
-                  clerk_id=_clerk_id(code), code_id=code.code_id, source=source, channel=channel, wallet=wallet,
+                  clerk_id=_clerk_id(code, clerk), code_id=code.code_id, source=source, channel=channel, wallet=wallet,
                   state=NOTPAY, total=amount_fen, description=channels.description(merchant),
                   payer_id=payer.payer_id, payer_app_id=channels.payer_app_id(provider, wallet),
                   sub_mchid=merchant.sub_mchid if channel != channels.ALIPAY else None, remark=remark or None,

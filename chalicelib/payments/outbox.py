@@ -2,8 +2,8 @@
 the follow-up queue at once, and swept by schedule for what a crash left behind.
 
 (DynamoDB Streams would be the other way, but moto 5.2.5 does not serve DescribeStream, so
-the local stack could not run it.) An item carries `pending_shard` until a send to the
-queue succeeded; the sweep queries that sparse index only. The queue's handler is
+the local stack could not run it.) An item carries `pending_shard` until its follow-up is
+done; the sweep queries that sparse index only, for items older than a grace period. The queue's handler is
 idempotent (each effect a conditional write), so the rare double hand-over (a sweep racing a
 slow request) changes nothing.
 """
@@ -22,6 +22,8 @@ from chalicelib.models.orders import Order
 from chalicelib.payments.models import OutboxItem
 
 ORDER_PAID = "order_paid"
+RESEND_AFTER_SECONDS = 300
+"""A pending item the sweep sent is sent again only this long after (its message was lost)."""
 
 
 def shard_of(key: str, shards: int | None = None) -> str:
@@ -39,25 +41,21 @@ def enqueue(item_ids: list[str]) -> None:
 
 
 def hand_over(item_id: str) -> bool:
-    """Send one item to the queue, then drop it from the pending index; False when the send
-    failed (the sweep sends it later)."""
+    """Send one item to the queue; False when the send failed (the sweep sends it later).
+    No write here: the item leaves the pending index when its follow-up is done."""
     try:
         enqueue([item_id])
     except Exception as exc:  # the payment is committed; the sweep finishes this
         logger.warning("outbox hand-over failed; the sweep will retry", extra={"item_id": item_id,
                                                                                 "error": type(exc).__name__})
         return False
-    try:
-        OutboxItem(item_id).update(actions=[OutboxItem.pending_shard.remove(), OutboxItem.handed_over_at.set(now())],
-                                   condition=OutboxItem.pending_shard.exists())
-    except UpdateError as exc:
-        if not condition_failed(exc):
-            raise
     return True
 
 
 def sweep(at: int | None = None) -> dict:
-    """Hand over the items older than the grace period that are still pending, shard by shard."""
+    """Hand over the items still pending after the grace period (their first send failed, or
+    its message was lost), shard by shard; an item the sweep sent is not sent again until the
+    RESEND_AFTER_SECONDS, so a slow queue is not flooded with copies."""
     at = now() if at is None else at
     current = settings.current()
     cutoff = at - current.outbox_hand_over_grace_seconds
@@ -65,7 +63,16 @@ def sweep(at: int | None = None) -> dict:
     for shard in range(current.order_sweep_shards):
         for key in OutboxItem.pending.query(str(shard), OutboxItem.created_at <= cutoff):
             examined += 1
-            handed += hand_over(key.item_id)
+            item = OutboxItem.get(key.item_id, consistent_read=True)
+            if item.handed_over_at is not None and item.handed_over_at > at - RESEND_AFTER_SECONDS:
+                continue
+            if hand_over(item.item_id):
+                handed += 1
+                try:
+                    item.update(actions=[OutboxItem.handed_over_at.set(at)], condition=OutboxItem.pending_shard.exists())
+                except UpdateError as exc:
+                    if not condition_failed(exc):
+                        raise
     return {"examined": examined, "handed_over": handed}
 
 
@@ -90,7 +97,8 @@ def handle_item(item_id: str) -> str:
         if not condition_failed(exc):
             raise
     try:
-        item.update(actions=[OutboxItem.done_at.set(now())], condition=OutboxItem.done_at.does_not_exist())
+        item.update(actions=[OutboxItem.done_at.set(now()), OutboxItem.pending_shard.remove()],
+                    condition=OutboxItem.done_at.does_not_exist())
     except UpdateError as exc:
         if not condition_failed(exc):
             raise

@@ -75,7 +75,9 @@ def wallet_of(user_agent: str | None) -> str | None:
 
 class Scene:
     """What a collection code's pages show and charge to: store, merchant (with its chosen
-    name and logo), clerk of a clerk code, and the provider."""
+    name and logo), clerk of a clerk code, and the provider. The provider comes from the
+    batch; it is read on its own only for a code issued before codes named their provider,
+    or one whose merchant has since moved to another provider."""
 
     def __init__(self, code: QrCode, store: Store, merchant: SubMerchant, setup: MerchantSetup | None,
                  clerk: Staff | None, provider: Provider | None = None) -> None:
@@ -101,6 +103,8 @@ def scene_from(code: QrCode, records: list) -> Scene | None:
     needs is gone (a removed clerk's code, a deleted store)."""
     store, merchant, setup, *rest = records
     provider = rest.pop(0) if code.sp_mchid else None
+    provider = provider if provider is not None and merchant is not None and \
+        provider.sp_mchid == merchant.sp_mchid else None
     clerk = rest.pop(0) if code.kind == codes.CLERK_COLLECTION else None
     if store is None or merchant is None or (code.kind == codes.CLERK_COLLECTION and clerk is None):
         return None
@@ -139,9 +143,14 @@ def _failed_page(system: str) -> PageResponse:
 
 
 def _route_refusal(scene: Scene, wallet: str) -> PageResponse | None:
-    """The page for a payment that cannot be made here, found before anything is sent."""
+    """The page for a payment that cannot be made here, found before anything is sent. Alipay
+    is checked on the scene's records, without decrypting the app's key or the merchant's
+    token: the page needs neither (the POST decrypts each once)."""
     try:
-        channels.route(scene.merchant, scene.provider, wallet)
+        if wallet == ALIPAY:
+            orders.check_alipay(scene.merchant, scene.provider)
+        else:
+            channels.route(scene.merchant, scene.provider, wallet)
     except errors.PaymentRefused as exc:
         return _unavailable_page(scene, _refusal_text(exc.code))
     return None
@@ -223,19 +232,42 @@ def pay_path(code_id: str) -> str:
     return f"/h5/pay/{quote(code_id)}"
 
 
-def _attempt_token(code_id: str, payer_id: str, attempt_id: str | None = None) -> str:
-    return signed_tokens.sign(ATTEMPT_PURPOSE, {"c": code_id, "p": payer_id,
+_CODE_CLAIMS = {"k": "kind", "s": "store_id", "m": "merchant_id", "a": "account_id", "sp": "sp_mchid",
+                "mk": "member_key"}
+"""What the attempt token carries of its code: enough to name the scene's records, so the
+POST reads the code and its scene in one BatchGetItem."""
+
+
+def _attempt_token(code: QrCode, payer_id: str, attempt_id: str | None = None) -> str:
+    claims = {short: getattr(code, name) for short, name in _CODE_CLAIMS.items() if getattr(code, name)}
+    return signed_tokens.sign(ATTEMPT_PURPOSE, {"c": code.code_id, "p": payer_id, **claims,
                                                 "x": attempt_id or secrets.token_urlsafe(18)}, ATTEMPT_TTL_SECONDS)
 
 
-def _attempt_of(token: str, code_id: str, payer_id: str) -> str | None:
-    """The attempt id of a form this page rendered for this code and payer (so the token is
-    also the form's CSRF guard), or None."""
+def _attempt_claims(token: str, code_id: str) -> dict | None:
+    """What a form this page rendered for this code says (so the token is also the form's
+    CSRF guard), or None."""
     try:
         data = signed_tokens.verify(ATTEMPT_PURPOSE, token or "")
     except signed_tokens.BadToken:
         return None
-    return data.get("x") if (data.get("c"), data.get("p")) == (code_id, payer_id) else None
+    return data if data.get("c") == code_id and data.get("x") else None
+
+
+def _code_and_scene(code_id: str, claims: dict | None) -> tuple[QrCode | None, Scene | None]:
+    """The code and its scene: one BatchGetItem when the form's token names the scene's
+    records (and the code read agrees with it), else the code, then its scene."""
+    if claims is None or not all(isinstance(claims.get(short, ""), str) for short in _CODE_CLAIMS):
+        code = qrcodes.find(code_id)
+        return code, _scene(code) if code is not None else None
+    named = QrCode(code_id, **{name: claims.get(short) for short, name in _CODE_CLAIMS.items()})
+    keys = scene_keys(named)
+    code, *records = lookup.get_many([(QrCode, code_id, None)] + keys)
+    if code is None:
+        return None, None
+    if any(getattr(code, name) != getattr(named, name) for name in _CODE_CLAIMS.values()):
+        return code, _scene(code)
+    return code, scene_from(code, records)
 
 
 def _form_page(scene: Scene, payer: PayerIdentity, token: str | None = None, form: dict | None = None,
@@ -243,16 +275,17 @@ def _form_page(scene: Scene, payer: PayerIdentity, token: str | None = None, for
     limit = limits.pay_limit_fen(scene.provider, scene.merchant)
     form = form or {}
     return _html("pay.html", status, page_id="pay", mode="form", scene=scene, wallet=payer.wallet,
-                 action=pay_path(scene.code.code_id), attempt=token or _attempt_token(scene.code.code_id, payer.payer_id),
+                 action=pay_path(scene.code.code_id), attempt=token or _attempt_token(scene.code, payer.payer_id),
                  limit_fen=limit, limit_yuan=amounts.format_yuan(limit), amount=form.get("amount", ""),
                  remark=form.get("remark", ""), errors=field_errors or {})
 
 
-def _checked(code: QrCode | None, user_agent: str | None, cookie: str | None, scene: Scene | None = None
-             ) -> tuple[Scene, PayerIdentity] | PageResponse:
+def _checked(code: QrCode | None, user_agent: str | None, cookie: str | None, scene: Scene | None = None,
+             scene_read: bool = False) -> tuple[Scene, PayerIdentity] | PageResponse:
     """The scene and payer of a pay page, or the page to show instead (in this order: the
-    code, the browser, the scene, what cannot be paid, who pays). A scan hands in the scene
-    the router already read, so the records are not read twice."""
+    code, the browser, the scene, what cannot be paid, who pays). A scan and a POST hand in
+    the scene they already read (`scene_read`: even when it came back None), so the records
+    are not read twice."""
     from chalicelib.onecode.router import code_error_page
     if code is None or code.kind not in (codes.STORE_COLLECTION, codes.CLERK_COLLECTION):
         return h5.code_error_page("unknown")
@@ -263,7 +296,7 @@ def _checked(code: QrCode | None, user_agent: str | None, cookie: str | None, sc
     wallet = wallet_of(user_agent)
     if wallet is None:
         return use_wallet_page()
-    scene = scene or _scene(code)
+    scene = scene if scene is not None or scene_read else _scene(code)
     if scene is None:
         return code_error_page(code, "revoked") if code.kind == codes.CLERK_COLLECTION else \
             h5.code_error_page("unknown")
@@ -283,15 +316,18 @@ def pay_page(code: QrCode | None, cookie: str | None, user_agent: str | None,
     return _form_page(*checked)
 
 
-def pay(code: QrCode | None, cookie: str | None, user_agent: str | None, form: dict) -> PageResponse:
+def pay(code_id: str, cookie: str | None, user_agent: str | None, form: dict) -> PageResponse:
     """POST /h5/pay/{code_id}: the order of this attempt, then the page that opens the wallet
-    (or, for an order already paid or closed, its result page)."""
-    checked = _checked(code, user_agent, cookie)
+    (or, for an order already paid or closed, its result page). The code and its scene are
+    read in one BatchGetItem and handed to `orders.create`, which reads nothing again."""
+    token = form.get("attempt", "")
+    claims = _attempt_claims(token, code_id)
+    code, scene = _code_and_scene(code_id, claims)
+    checked = _checked(code, user_agent, cookie, scene, scene_read=True)
     if isinstance(checked, PageResponse):
         return checked
     scene, payer = checked
-    token = form.get("attempt", "")
-    attempt_id = _attempt_of(token, code.code_id, payer.payer_id)
+    attempt_id = claims["x"] if claims is not None and claims.get("p") == payer.payer_id else None
     if attempt_id is None:
         return _page(403, "pay-stale", "页面已过期", "付款页面已过期或不是在本机打开的，您没有被扣款。请重新扫码付款。")
     typed = {"amount": form.get("amount", ""), "remark": form.get("remark", "")}
@@ -300,7 +336,8 @@ def pay(code: QrCode | None, cookie: str | None, user_agent: str | None, form: d
         fen = amounts.parse_yuan(typed["amount"], limits.pay_limit_fen(scene.provider, scene.merchant))
         if remark is not None and len(remark) > REMARK_MAX:
             raise InvalidField("remark", f"备注最多 {REMARK_MAX} 个字")
-        created = orders.create(code, orders.Payer(payer.payer_id), fen, remark, attempt_id, payer.wallet)
+        created = orders.create(code, orders.Payer(payer.payer_id), fen, remark, attempt_id, payer.wallet,
+                                merchant=scene.merchant, provider=scene.provider, clerk=scene.clerk)
     except InvalidField as exc:
         return _form_page(scene, payer, token, typed, {exc.param: exc.message}, 400)
     except errors.PaymentRefused as exc:

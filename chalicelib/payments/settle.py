@@ -51,11 +51,14 @@ def _mismatch(order: Order, payment: Payment) -> str | None:
     return None
 
 
-def settle(payment: Payment, settled_by: str) -> str:
-    """Mark the order paid once, with its outbox item, then hand the item over at once."""
-    for _ in range(3):
+def settle(payment: Payment, settled_by: str, read: Order | None = None) -> str:
+    """Mark the order paid once, with its outbox item, then hand the item over at once.
+    `read`: the order as the caller just read it consistently (the transaction's condition
+    still decides; a lost race reads it again)."""
+    for attempt in range(3):
         try:
-            order = Order.get(payment.out_trade_no, consistent_read=True)
+            order = read if attempt == 0 and read is not None else Order.get(payment.out_trade_no,
+                                                                           consistent_read=True)
         except DoesNotExist:
             return UNKNOWN_ORDER
         why = _mismatch(order, payment)
