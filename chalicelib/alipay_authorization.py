@@ -278,10 +278,11 @@ class MerchantAlipay:
     auth_app_id: str
 
 
-def payment_credentials(merchant: SubMerchant, at: int | None = None) -> MerchantAlipay:
-    """A usable app_auth_token with the app it belongs to, or a clear error before anything
-    is sent to Alipay: `alipay_not_authorized` (never authorized, cleared, or authorized for
-    an app the provider no longer uses) or `alipay_authorization_expired`."""
+def check_usable(merchant: SubMerchant, app_id: str | None, at: int | None = None) -> None:
+    """Whether the merchant's authorization can pay (through the provider's app `app_id`,
+    when given), decided on the records alone (nothing decrypted): `alipay_not_authorized` (never
+    authorized, cleared, or authorized for an app the provider no longer uses) or
+    `alipay_authorization_expired`."""
     authorization = merchant.alipay
     if authorization is None:
         raise Conflict("this sub-merchant has not authorized the provider's Alipay app: send it the link of "
@@ -291,11 +292,19 @@ def payment_credentials(merchant: SubMerchant, at: int | None = None) -> Merchan
         raise Conflict(f"this sub-merchant's Alipay authorization expired at {authorization.expires_at} and was not "
                        "refreshed: the merchant authorizes again with a new link", param="alipay_authorization",
                        code="alipay_authorization_expired")
-    app = _provider_app(merchant)
-    if app.app_id != authorization.isv_app_id:
+    if app_id is not None and app_id != authorization.isv_app_id:
         raise Conflict(f"this sub-merchant authorized Alipay app {authorization.isv_app_id}, but the provider now uses "
-                       f"{app.app_id}: the merchant authorizes again with a new link", param="alipay_authorization",
+                       f"{app_id}: the merchant authorizes again with a new link", param="alipay_authorization",
                        code="alipay_not_authorized")
+
+
+def payment_credentials(merchant: SubMerchant, at: int | None = None, provider=None) -> MerchantAlipay:
+    """A usable app_auth_token with the app it belongs to (`provider`: the merchant's, when the
+    caller already read it), or `check_usable`'s error before anything is sent to Alipay."""
+    check_usable(merchant, None, at)  # never authorized or expired: said before the provider's setup
+    app = providers.alipay_app(provider) if provider is not None else _provider_app(merchant)
+    check_usable(merchant, app.app_id, at)
+    authorization = merchant.alipay
     return MerchantAlipay(app, _decrypt(merchant, "app_auth_token", authorization.app_auth_token),
                           authorization.user_id, authorization.auth_app_id)
 

@@ -39,10 +39,21 @@ class AlreadyPaid(Exception):
     """The channel refused to close the order because it is paid: settle it instead."""
 
 
-def alipay_credentials(merchant: SubMerchant) -> alipay_authorization.MerchantAlipay:
+def alipay_credentials(merchant: SubMerchant, provider: Provider | None = None) -> alipay_authorization.MerchantAlipay:
     """The merchant's Alipay token, or `alipay_not_authorized` before anything is sent."""
     try:
-        return alipay_authorization.payment_credentials(merchant)
+        return alipay_authorization.payment_credentials(merchant, provider=provider)
+    except Conflict as exc:
+        raise errors.refused(errors.ALIPAY_NOT_AUTHORIZED, str(exc), param="alipay_authorization") from None
+
+
+def check_alipay(merchant: SubMerchant, provider: Provider) -> None:
+    """What `alipay_credentials` would refuse, decided on the records at hand (nothing
+    decrypted): the pay page asks this before sending anyone through Alipay's OAuth."""
+    try:
+        if not providers.alipay_configured(provider):
+            raise Conflict(f"provider {provider.sp_mchid} has not configured Alipay", code="alipay_not_configured")
+        alipay_authorization.check_usable(merchant, providers.mapping(provider.alipay)["app_id"])
     except Conflict as exc:
         raise errors.refused(errors.ALIPAY_NOT_AUTHORIZED, str(exc), param="alipay_authorization") from None
 
@@ -50,7 +61,7 @@ def alipay_credentials(merchant: SubMerchant) -> alipay_authorization.MerchantAl
 def route(merchant: SubMerchant, provider: Provider, wallet: str) -> str:
     """The channel an attempt goes to, or a refusal naming what is missing (nothing is sent)."""
     if wallet == "alipay":
-        alipay_credentials(merchant)
+        check_alipay(merchant, provider)
         return ALIPAY
     if wallet != "wechat":
         raise errors.refused(errors.WALLET_NOT_SUPPORTED, "pay with WeChat or Alipay", param="wallet")
@@ -110,7 +121,7 @@ def place(order: Order, merchant: SubMerchant, provider: Provider) -> tuple[dict
                                       time_expire=_expiry(order))
         return dict(created.pay_params), created.pay_params.get("package", "").removeprefix("prepay_id="), \
             created.order_id
-    credentials = alipay_credentials(merchant)
+    credentials = alipay_credentials(merchant, provider)
     trade = alipay.create_trade(credentials.app, app_auth_token=credentials.app_auth_token,
                                 out_trade_no=order.out_trade_no, total_fen=int(order.total),
                                 subject=description(merchant), buyer_id=order.payer_id, time_expire=_expiry(order),
@@ -139,7 +150,7 @@ def query(order: Order, merchant: SubMerchant, provider: Provider) -> ChannelSta
         return ChannelState(paid=found.trade_state == "SUCCESS",
                             finished_unpaid=found.trade_state in ("CLOSED", "PAYERROR"),
                             upstream_trade_no=found.order_id, amount_fen=found.total, payer_id=found.payer_openid)
-    credentials = alipay_credentials(merchant)
+    credentials = alipay_credentials(merchant, provider)
     try:
         trade = alipay.query_trade(credentials.app, app_auth_token=credentials.app_auth_token,
                                    out_trade_no=order.out_trade_no)
@@ -158,7 +169,7 @@ def close(order: Order, merchant: SubMerchant, provider: Provider) -> None:
         elif order.channel == MAIDAN:
             maidan.close_order(order.sp_mchid, order.out_trade_no)
         else:
-            credentials = alipay_credentials(merchant)
+            credentials = alipay_credentials(merchant, provider)
             alipay.close_trade(credentials.app, app_auth_token=credentials.app_auth_token,
                                out_trade_no=order.out_trade_no)
     except (wechatpay.WechatPayOrderPaid, alipay.TradeStatusError) as exc:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 
-from chalicelib import alipay_authorization, providers, qrcodes, settings
+from chalicelib import providers, qrcodes, settings
 from chalicelib.errors import InvalidField
 from chalicelib.log import logger
 from chalicelib.models.base import condition_failed, now
@@ -33,7 +33,6 @@ from chalicelib.onecode import codes as onecode_codes
 from chalicelib.onecode.models import Staff
 from chalicelib.payments import channels, errors, outbox
 from chalicelib.payments.settle import NOTPAY, PAID
-from chalicelib.upstream import alipay
 
 _ATTEMPT_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 SOURCES = {onecode_codes.STORE_COLLECTION: "store_code", onecode_codes.CLERK_COLLECTION: "clerk_code"}
@@ -79,45 +78,6 @@ def _clerk_id(code: QrCode, clerk: Staff | None) -> str | None:
         raise errors.refused(errors.CODE_NOT_USABLE, "the clerk of this code is gone", param="code") from None
 
 
-def check_alipay(merchant: SubMerchant, provider: Provider) -> None:
-    """What `alipay_authorization.payment_credentials` refuses, checked on the records at hand
-    without decrypting anything: never authorized or cleared, expired, the provider's app not
-    configured or not the one the merchant authorized (`alipay_not_authorized`)."""
-    authorization = merchant.alipay
-    reason = None
-    if authorization is None:
-        reason = "this sub-merchant has not authorized the provider's Alipay app"
-    elif authorization.expires_at <= now():
-        reason = f"this sub-merchant's Alipay authorization expired at {authorization.expires_at}"
-    elif not providers.alipay_configured(provider):
-        reason = f"provider {provider.sp_mchid} has not configured Alipay"
-    elif providers.mapping(provider.alipay).get("app_id") != authorization.isv_app_id:
-        reason = f"this sub-merchant authorized Alipay app {authorization.isv_app_id}, not the provider's current one"
-    if reason is not None:
-        raise errors.refused(errors.ALIPAY_NOT_AUTHORIZED, reason, param="alipay_authorization")
-
-
-def _route(merchant: SubMerchant, provider: Provider, wallet: str) -> str:
-    if wallet == "alipay":
-        check_alipay(merchant, provider)
-        return channels.ALIPAY
-    return channels.route(merchant, provider, wallet)
-
-
-def _place_alipay(order: Order, merchant: SubMerchant, provider: Provider) -> tuple[dict, None, str]:
-    """`channels.place` for Alipay, with the provider at hand: the app's private key and the
-    merchant's token are each decrypted once."""
-    authorization = merchant.alipay
-    app_auth_token = alipay_authorization._decrypt(merchant, "app_auth_token", authorization.app_auth_token)
-    trade = alipay.create_trade(providers.alipay_app(provider), app_auth_token=app_auth_token,
-                                out_trade_no=order.out_trade_no, total_fen=int(order.total),
-                                subject=channels.description(merchant), buyer_id=order.payer_id,
-                                time_expire=channels._expiry(order),
-                                notify_url=channels.notify_url(order.channel, order.account_id, order.sp_mchid),
-                                seller_id=authorization.user_id)
-    return {"tradeNO": trade.trade_no}, None, trade.trade_no
-
-
 def create(code: QrCode, payer: Payer, amount_fen: int, remark: str | None, attempt_id: str,
            channel_wallet: str, merchant: SubMerchant | None = None, provider: Provider | None = None,
            clerk: Staff | None = None) -> CreatedOrder:
@@ -135,13 +95,12 @@ def create(code: QrCode, payer: Payer, amount_fen: int, remark: str | None, atte
     source = _usable_code(code)
     merchant = merchant or SubMerchant.get(code.account_id, code.merchant_id)
     provider = provider or providers.get(merchant.account_id, merchant.sp_mchid)
-    channel = _route(merchant, provider, channel_wallet)
+    channel = channels.route(merchant, provider, channel_wallet)
     order = _write_once(code, source, merchant, provider, channel, channel_wallet, payer, amount_fen, remark,
                         attempt_id, clerk)
     if order.state != NOTPAY:
         return CreatedOrder(order, None)
-    pay_params, prepay_id, trade_no = _place_alipay(order, merchant, provider) if channel == channels.ALIPAY \
-        else channels.place(order, merchant, provider)
+    pay_params, prepay_id, trade_no = channels.place(order, merchant, provider)
     _remember_channel_ids(order, prepay_id, trade_no)
     return CreatedOrder(order, pay_params)
 

@@ -148,7 +148,7 @@ def _route_refusal(scene: Scene, wallet: str) -> PageResponse | None:
     token: the page needs neither (the POST decrypts each once)."""
     try:
         if wallet == ALIPAY:
-            orders.check_alipay(scene.merchant, scene.provider)
+            channels.check_alipay(scene.merchant, scene.provider)
         else:
             channels.route(scene.merchant, scene.provider, wallet)
     except errors.PaymentRefused as exc:
