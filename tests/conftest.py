@@ -83,6 +83,15 @@ def bound_console(console, phone):
 
 @pytest.fixture(scope="module")
 def stack():
-    """The whole local stack as a subprocess (tests/local_stack.py), one per test module."""
+    """The whole local stack as a subprocess (tests/local_stack.py), one per test module.
+
+    Browser assertions on it wait up to 15 s rather than Playwright's 5: the stack's own
+    processes share the two cores with the other test workers, and a console list that
+    answers in 6 s under that load is not a failure."""
+    try:
+        from playwright.sync_api import expect
+        expect.set_options(timeout=15_000)
+    except ImportError:  # the stack tests that drive no browser need no Playwright
+        pass
     with running_stack() as urls:
         yield urls
