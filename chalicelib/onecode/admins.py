@@ -168,15 +168,9 @@ def reissue_invite_code(actor: Actor, admin_id: str) -> MerchantAdmin:
     invite_item = find(actor.merchant_id, admin_id)
     if invite_item.openid:
         raise InvalidField("admin_id", "该管理员已激活，无需新的激活码")
-    old_code_id = invite_item.activation_code_id
     code = codes.activation_code(codes.MERCHANT_ADMIN_ACTIVATION, actor.account_id, actor.merchant_id,
                                  invite_item.member_key)
-
-    def write(tx):
-        tx.update(invite_item, actions=[MerchantAdmin.activation_code_id.set(code.code_id)])
-        tx.save(code, condition=QrCode.code_id.does_not_exist())
-    transact(write, "admin")
-    codes.revoke(old_code_id)
+    codes.swap_activation_code(invite_item, MerchantAdmin.activation_code_id, code, "admin")
     audited(actor, f"sub_merchant#{actor.merchant_id}", "merchant_admin.code_reissued",
                  {"admin_id": {"from": None, "to": admin_id}})
     return invite_item

@@ -11,6 +11,7 @@ from pynamodb.exceptions import UpdateError
 from chalicelib import qrcodes, settings
 from chalicelib.models.base import condition_failed
 from chalicelib.models.qrcodes import QrCode
+from chalicelib.onecode.writes import transact
 
 MERCHANT_ADMIN_ACTIVATION = "merchant_admin_activation"
 MERCHANT_MANAGEMENT = "merchant_management"
@@ -84,3 +85,16 @@ def find_views(code_ids: list[str | None]) -> dict[str, dict]:
     if not wanted:
         return {}
     return {code.code_id: view(code) for code in QrCode.batch_get(wanted)}
+
+
+def swap_activation_code(invite, attribute, code: QrCode, noun: str) -> None:
+    """Point a pending invite (admin or staff) at a new activation code, in one transaction,
+    then retire the old code: activation checks which code its invite names, so the old one
+    is refused even before the revoke lands."""
+    old_code_id = invite.activation_code_id
+
+    def write(tx):
+        tx.update(invite, actions=[attribute.set(code.code_id)])
+        tx.save(code, condition=QrCode.code_id.does_not_exist())
+    transact(write, noun)
+    revoke(old_code_id)

@@ -136,15 +136,9 @@ def reissue_code(actor: Actor, store: Store, staff_id: str) -> Staff:
     _may_manage(actor, member)
     if member.openid:
         raise InvalidField("staff_id", "该成员已激活，无需新的激活码")
-    old_code_id = member.activation_code_id
     kind = codes.STORE_MANAGER_ACTIVATION if member.role == MANAGER else codes.CLERK_ACTIVATION
     code = codes.activation_code(kind, store.account_id, store.merchant_id, member.member_key, store.store_id)
-
-    def write(tx):
-        tx.update(member, actions=[Staff.activation_code_id.set(code.code_id)])
-        tx.save(code, condition=QrCode.code_id.does_not_exist())
-    transact(write, "staff member")
-    codes.revoke(old_code_id)
+    codes.swap_activation_code(member, Staff.activation_code_id, code, "staff member")
     audited(actor, f"store#{store.store_id}", "staff.code_reissued",
                  {"staff_id": {"from": None, "to": staff_id}})
     return member
