@@ -51,6 +51,8 @@ class Settings:
     devices_table: str
     shifts_table: str
     outbox_table: str
+    daily_totals_table: str
+    deliveries_table: str
     # Queues and keys
     sync_queue_url: str
     reattribution_queue_url: str
@@ -91,6 +93,10 @@ class Settings:
     wechat_open_base_url: str
     wechat_api_base_url: str
     wechat_app_id: str
+    wechat_payment_template_id: str
+    """B4: the 收款到账通知 template of the platform's official account."""
+    wechat_shift_summary_template_id: str
+    """H6: the 交班汇总通知 template a clerk gets at clock-out."""
     wechatpay_base_url: str
     alipay_gateway_url: str
     alipay_openauth_base_url: str
@@ -210,6 +216,8 @@ def current() -> Settings:
         devices_table=_text("DEVICES_TABLE"),
         shifts_table=_text("SHIFTS_TABLE"),
         outbox_table=_text("OUTBOX_TABLE"),
+        daily_totals_table=_text("DAILY_TOTALS_TABLE"),
+        deliveries_table=_text("DELIVERIES_TABLE"),
         sync_queue_url=_text("SYNC_QUEUE_URL", "unset"),
         reattribution_queue_url=_text("REATTRIBUTION_QUEUE_URL", "unset"),
         sync_dead_letter_queue_url=_text("SYNC_DEAD_LETTER_QUEUE_URL", "unset"),
@@ -239,6 +247,8 @@ def current() -> Settings:
         wechat_open_base_url=_text("WECHAT_OPEN_BASE_URL", "https://open.weixin.qq.com").rstrip("/"),
         wechat_api_base_url=_text("WECHAT_API_BASE_URL", "https://api.weixin.qq.com").rstrip("/"),
         wechat_app_id=_text("WECHAT_APP_ID"),
+        wechat_payment_template_id=_text("WECHAT_PAYMENT_TEMPLATE_ID"),
+        wechat_shift_summary_template_id=_text("WECHAT_SHIFT_SUMMARY_TEMPLATE_ID"),
         wechatpay_base_url=_text("WECHATPAY_BASE_URL", REAL_WECHATPAY_BASE_URL).rstrip("/"),
         alipay_gateway_url=_text("ALIPAY_GATEWAY_URL", REAL_ALIPAY_GATEWAY_URL),
         alipay_openauth_base_url=_text("ALIPAY_OPENAUTH_BASE_URL", "https://openauth.alipay.com").rstrip("/"),

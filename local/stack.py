@@ -127,6 +127,8 @@ def stack_parameters(ports: Ports) -> dict[str, str]:
         "AlipayOpenAuthBaseUrl": upstreams["alipay_openauth"],
         "MaidanBaseUrl": upstreams["maidan"],
         "MaidanPartnerId": sandbox_config.maidan_partner_id,
+        "WechatPaymentTemplateId": "cp_sandbox_payment_received",
+        "WechatShiftSummaryTemplateId": "cp_sandbox_shift_summary",
         "AlarmTopicArn": f"arn:aws:sns:{REGION}:123456789012:{STACK_NAME}-alarms",
     }
 

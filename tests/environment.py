@@ -23,6 +23,8 @@ PARAMETERS = {
     "AlipayOpenAuthBaseUrl": f"{SANDBOX_ROOT}/alipay/openauth",
     "MaidanBaseUrl": f"{SANDBOX_ROOT}/maidan",
     "MaidanPartnerId": "cloudpay-sandbox",
+    "WechatPaymentTemplateId": "cp_sandbox_payment_received",
+    "WechatShiftSummaryTemplateId": "cp_sandbox_shift_summary",
     "AlarmTopicArn": f"arn:aws:sns:{REGION}:123456789012:{STACK_NAME}-alarms",
 }
 # The platform's secrets: SSM SecureString parameters, each named by a `*_PARAMETER` variable.
@@ -51,7 +53,8 @@ def expected_env() -> dict[str, str]:
              "SubServiceProvidersTable": "sub-service-providers", "SubMerchantsTable": "sub-merchants",
              "JobsTable": "jobs", "JobStepsTable": "job-steps", "OrdersTable": "orders", "RefundsTable": "refunds",
              "MerchantAdminsTable": "merchant-admins", "StoresTable": "stores", "StaffTable": "staff",
-             "DevicesTable": "devices", "ShiftsTable": "shifts", "OutboxTable": "outbox"}
+             "DevicesTable": "devices", "ShiftsTable": "shifts", "OutboxTable": "outbox",
+             "DailyTotalsTable": "daily-totals", "DeliveriesTable": "deliveries"}
     env = {}
     for variable, node in infra.template_env().items():
         if "Ref" in node and node["Ref"] in PARAMETERS:

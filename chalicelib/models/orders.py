@@ -53,7 +53,11 @@ class Order(Model):
     channel = UnicodeAttribute()  # official_direct | maidan | alipay
     state = UnicodeAttribute()  # NOTPAY | SUCCESS | CLOSED | PAYERROR
     total = NumberAttribute()  # fen
-    refunded = NumberAttribute(default=0)  # fen
+    refunded = NumberAttribute(default=0)  # fen, refunds that succeeded
+    refunding_no = UnicodeAttribute(null=True)
+    """P6: the out_refund_no of the one refund in progress; a new refund is refused while set."""
+    device_id = UnicodeAttribute(null=True)
+    """C6: the store device the payment was taken on (none of the code payments has one)."""
     description = UnicodeAttribute(null=True)
     payer_id = UnicodeAttribute(null=True)
     upstream_trade_no = UnicodeAttribute(null=True)
@@ -78,6 +82,8 @@ class Order(Model):
     check_at = NumberAttribute(null=True)
     version = VersionAttribute()
 
+    by_account = _by_time("orders-by-account", "account_id")
+    """C6: every order of the console account that owns the provider."""
     by_merchant = _by_time("orders-by-merchant", "merchant_id")
     by_sub_service_provider = _by_time("orders-by-sub-service-provider", "ssp_account_id")
     by_store = _by_time("orders-by-store", "store_id")
@@ -85,7 +91,21 @@ class Order(Model):
     open_by_check = OpenOrdersByCheck()
 
 
+class ProcessingRefundsByCheck(GlobalSecondaryIndex):
+    """P6: sparse index of refunds still processing at their channel: only they carry
+    `check_shard`, so the refund query sweep never reads the table."""
+
+    class Meta:
+        index_name = "refunds-processing-by-check"
+        projection = KeysOnlyProjection()
+
+    check_shard = UnicodeAttribute(hash_key=True)
+    check_at = NumberAttribute(range_key=True)
+
+
 class Refund(Model):
+    """P6: one refund of a paid order; `state` PROCESSING → SUCCESS or FAILED."""
+
     Meta = table_meta("refunds_table")
 
     out_refund_no = UnicodeAttribute(hash_key=True)
@@ -102,5 +122,15 @@ class Refund(Model):
     attributed_by = UnicodeAttribute(null=True)
     version = VersionAttribute()
 
+    store_id = UnicodeAttribute(null=True)
+    clerk_id = UnicodeAttribute(null=True)
+    code_id = UnicodeAttribute(null=True)
+    channel = UnicodeAttribute(null=True)
+    check_shard = UnicodeAttribute(null=True)
+    check_at = NumberAttribute(null=True)
+
+    by_order = _by_time("refunds-by-order", "out_trade_no")
+    by_account = _by_time("refunds-by-account", "account_id")
     by_merchant = _by_time("refunds-by-merchant", "merchant_id")
     by_sub_service_provider = _by_time("refunds-by-sub-service-provider", "ssp_account_id")
+    processing_by_check = ProcessingRefundsByCheck()

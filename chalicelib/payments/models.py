@@ -27,12 +27,16 @@ class OutboxItem(Model):
     Meta = table_meta("outbox_table")
 
     item_id = UnicodeAttribute(hash_key=True)
-    kind = UnicodeAttribute()  # order_paid
+    kind = UnicodeAttribute()  # order_paid | refund_succeeded
     account_id = UnicodeAttribute()
     out_trade_no = UnicodeAttribute()
+    out_refund_no = UnicodeAttribute(null=True)
+    """A refund_succeeded item's refund."""
     created_at = NumberAttribute()
     pending_shard = UnicodeAttribute(null=True)
     handed_over_at = NumberAttribute(null=True)
     done_at = NumberAttribute(null=True)
+    counted_at = NumberAttribute(null=True)
+    """When its amounts were added to the daily totals (once: the condition of that transaction)."""
 
     pending = PendingItems()

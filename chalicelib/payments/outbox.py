@@ -18,10 +18,12 @@ from chalicelib import queues, settings
 from chalicelib.log import logger
 from chalicelib.models.audit import AuditEntry
 from chalicelib.models.base import condition_failed, now
-from chalicelib.models.orders import Order
+from chalicelib.models.orders import Order, Refund
+from chalicelib.payments import deliveries, totals
 from chalicelib.payments.models import OutboxItem
 
 ORDER_PAID = "order_paid"
+REFUND_SUCCEEDED = "refund_succeeded"
 RESEND_AFTER_SECONDS = 300
 """A pending item the sweep sent is sent again only this long after (its message was lost)."""
 
@@ -33,6 +35,12 @@ def shard_of(key: str, shards: int | None = None) -> str:
 def order_paid_item(order: Order, at: int) -> OutboxItem:
     return OutboxItem(item_id=f"{ORDER_PAID}#{order.out_trade_no}", kind=ORDER_PAID, account_id=order.account_id,
                       out_trade_no=order.out_trade_no, created_at=at, pending_shard=shard_of(order.out_trade_no))
+
+
+def refund_succeeded_item(refund: Refund, at: int) -> OutboxItem:
+    return OutboxItem(item_id=f"{REFUND_SUCCEEDED}#{refund.out_refund_no}", kind=REFUND_SUCCEEDED,
+                      account_id=refund.account_id, out_trade_no=refund.out_trade_no, out_refund_no=refund.out_refund_no,
+                      created_at=at, pending_shard=shard_of(refund.out_refund_no))
 
 
 def enqueue(item_ids: list[str]) -> None:
@@ -77,9 +85,11 @@ def sweep(at: int | None = None) -> dict:
 
 
 def handle_item(item_id: str) -> str:
-    """The follow-up of one item. For now an `order_paid` item records the paid order's audit
-    entry (exactly once: its id is derived from the order); clerk messages and the provider's
-    callback are the next issue's."""
+    """The follow-up of one item (P3), each step once however often the item is delivered:
+    the audit entry of a paid order (its id derived from the order), the daily totals (one
+    conditional transaction, `totals.record_once`), the clerk messages and the provider's
+    callback (one delivery item each, `deliveries.fan_out`). The item leaves the pending
+    index only when every step is done; a failed step raises, and the queue retries."""
     try:
         item = OutboxItem.get(item_id, consistent_read=True)
     except DoesNotExist:
@@ -87,15 +97,11 @@ def handle_item(item_id: str) -> str:
     if item.done_at is not None:
         return "duplicate"
     order = Order.get(item.out_trade_no, consistent_read=True)
-    entry = AuditEntry(account_id=order.account_id, entry_id=f"{int(order.paid_at) * 1000:015d}#paid#{order.out_trade_no}",
-                       at=int(order.paid_at), actor=f"channel:{order.channel}", entity=f"order#{order.out_trade_no}",
-                       action="order.paid", changes={"state": {"from": "NOTPAY", "to": order.state},
-                                                     "total": order.total, "merchant_id": order.merchant_id})
-    try:
-        entry.save(condition=AuditEntry.entry_id.does_not_exist())
-    except PutError as exc:
-        if not condition_failed(exc):
-            raise
+    refund = Refund.get(item.out_refund_no, consistent_read=True) if item.kind == REFUND_SUCCEEDED else None
+    if item.kind == ORDER_PAID:
+        _audit_paid(order)
+    totals.record_once(item, order, refund)
+    deliveries.fan_out(item, order, refund)
     try:
         item.update(actions=[OutboxItem.done_at.set(now()), OutboxItem.pending_shard.remove()],
                     condition=OutboxItem.done_at.does_not_exist())
@@ -103,6 +109,18 @@ def handle_item(item_id: str) -> str:
         if not condition_failed(exc):
             raise
     return "done"
+
+
+def _audit_paid(order: Order) -> None:
+    entry = AuditEntry(account_id=order.account_id, entry_id=f"{int(order.paid_at) * 1000:015d}#paid#{order.out_trade_no}",
+                       at=int(order.paid_at), actor=f"channel:{order.channel}", entity=f"order#{order.out_trade_no}",
+                       action="order.paid", changes={"state": {"from": "NOTPAY", "to": "SUCCESS"},
+                                                     "total": order.total, "merchant_id": order.merchant_id})
+    try:
+        entry.save(condition=AuditEntry.entry_id.does_not_exist())
+    except PutError as exc:
+        if not condition_failed(exc):
+            raise
 
 
 def handle_messages(event: dict, context) -> dict:
