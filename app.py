@@ -25,7 +25,9 @@ from chalicelib.onecode import admins as onecode_admins, console_views as onecod
 from chalicelib.onecode import code_images, merchant_pages, store_pages
 from chalicelib.payments import notifications as payment_notifications, outbox as payment_outbox
 from chalicelib.payments import phone_orders, queries as payment_queries, sweeps as payment_sweeps
+from chalicelib.payments import transactions
 from chalicelib.payments import pages as pay_pages
+from chalicelib.payments import deliveries, refund_pages, refunds
 from chalicelib.web import console_module, render, security as web_security, static_asset, static_text
 
 app = Chalice(app_name="cloudpay", configure_logs=False)
@@ -407,6 +409,13 @@ def update_provider(caller, sp_mchid):
     return 200, providers.provider_view(providers.update(caller.account_id, caller.account_id, sp_mchid, _json_body()))
 
 
+@console("/v1/providers/{sp_mchid}/callback-secret", methods=("POST",), replayable=False)
+def rotate_provider_callback_secret(caller, sp_mchid):
+    """B5: a new secret for signing the provider's callbacks, shown this once (owner only)."""
+    secret, set_at = providers.rotate_callback_secret(caller.account_id, caller.account_id, sp_mchid)
+    return 201, {"object": "callback_secret", "sp_mchid": sp_mchid, "callback_secret": secret, "set_at": set_at}
+
+
 @console("/v1/providers/{sp_mchid}/configuration-checks", methods=("POST",))
 def check_provider_configuration(caller, sp_mchid):
     return 200, provider_checks.check_configuration(providers.get(caller.account_id, sp_mchid))
@@ -453,8 +462,57 @@ def list_merchant_orders(caller, merchant_id):
 
 @console("/v1/orders/{out_trade_no}")
 def get_order(caller, out_trade_no):
-    """P7: one order by out_trade_no, for its owner or its sub-service-provider."""
-    return 200, payment_queries.order_view(payment_queries.for_console(caller.account_id, out_trade_no))
+    """P7/C6: one order by out_trade_no, for its owner or its sub-service-provider, with its
+    refunds (oldest first) and its callback and clerk-message deliveries."""
+    order = payment_queries.for_console(caller.account_id, out_trade_no)
+    return 200, payment_queries.order_view(order) | {"refunds": refunds.views_for_order(order.out_trade_no),
+                                                     **deliveries.views_for_order(order.out_trade_no)}
+
+
+@console("/v1/orders/{out_trade_no}/callbacks/resend", methods=("POST",))
+def resend_order_callbacks(caller, out_trade_no):
+    """B5: one attempt now of each of the order's callbacks (owner only), with the log after it."""
+    return 200, deliveries.resend_callbacks(caller.account_id, out_trade_no)
+
+
+@console("/v1/orders/{out_trade_no}/refunds", methods=("POST",), fields=("amount", "reason"))
+def create_refund(caller, out_trade_no):
+    """P6: refund `amount` fen of a paid order (owner only; a sub-service-provider gets 404)."""
+    body = _json_body()
+    order = payment_queries.for_console(caller.account_id, out_trade_no)
+    requester = refunds.console_requester(caller.account_id, order)
+    return 201, refunds.view(refunds.start(order.out_trade_no, body.get("amount"), body.get("reason"), requester))
+
+
+@console("/v1/transactions/orders")
+def list_transaction_orders(caller):
+    """C6: the caller's orders, filtered, newest first (a sub-service-provider's: attributed to it)."""
+    page = transactions.list_orders(caller.account_id, app.current_request.query_params or {})
+    return 200, page.body(payment_queries.order_view)
+
+
+@console("/v1/transactions/refunds")
+def list_transaction_refunds(caller):
+    """C6: the caller's refunds, filtered, newest first."""
+    page = transactions.list_refunds(caller.account_id, app.current_request.query_params or {})
+    return 200, page.body(refunds.view)
+
+
+@console("/v1/transactions/summary")
+def transaction_summary(caller):
+    """C6: trade and refund totals per Beijing day, from the daily totals (at most 90 days)."""
+    return 200, transactions.summary(caller.account_id, app.current_request.query_params or {})
+
+
+@console("/v1/transactions/orders.csv")
+def export_transaction_orders(caller):
+    """C6: one chunk of the filtered orders as CSV; `X-Next-Cursor` asks for the next one."""
+    chunk = transactions.export_chunk(caller.account_id, app.current_request.query_params or {})
+    headers = {"Content-Type": "text/csv; charset=utf-8",
+               "Content-Disposition": 'attachment; filename="orders.csv"', "X-Csv-Rows": str(chunk.rows)}
+    if chunk.next_cursor:
+        headers["X-Next-Cursor"] = chunk.next_cursor
+    return Response(body=chunk.text, status_code=200, headers=headers)
 
 
 @console("/v1/sub-merchants/{merchant_id}/keys", methods=("POST",), replayable=False)
@@ -731,6 +789,16 @@ def h5_store_action(store_id, action):
     return _h5(lambda: store_pages.store_action(store_id, action, _cookie(), _form()))
 
 
+@app.route("/h5/orders/{out_trade_no}")
+def h5_order(out_trade_no):
+    return _h5(lambda: refund_pages.order_page(out_trade_no, _cookie(), app.current_request.query_params or {}))
+
+
+@app.route("/h5/orders/{out_trade_no}/refund", methods=["POST"], content_types=["application/x-www-form-urlencoded"])
+def h5_order_refund(out_trade_no):
+    return _h5(lambda: refund_pages.refund_action(out_trade_no, _cookie(), _form()))
+
+
 # --- C8 console page ---------------------------------------------------------------------------
 
 @app.route("/")
@@ -787,6 +855,22 @@ def hand_over_outbox_items(event):
     """P3's trigger: hand to the follow-up queue the outbox items a crash left behind."""
     result = payment_outbox.sweep()
     logger.info("outbox sweep", extra=result)
+    return result
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES))
+def attempt_due_deliveries(event):
+    """B4/B5: retry the clerk messages and provider callbacks whose next attempt is due."""
+    result = deliveries.sweep_due()
+    logger.info("due deliveries sweep", extra=result)
+    return result
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES))
+def sweep_processing_refunds(event):
+    """P6: ask the channel about refunds still processing (a lost notification, a lost answer)."""
+    result = refunds.sweep_processing_refunds()
+    logger.info("processing refunds sweep", extra=result)
     return result
 
 

@@ -1,7 +1,8 @@
 """Print the figures of the binding flow and of cold start (`python -m bench lists`: only
 the list figures of bench/lists.py, without the long sync bench; `python -m bench onecode`:
 only the one-code setup's scans and page sizes, bench/onecode.py; `python -m bench payments`:
-only the customer payments' round trips and page sizes, bench/payments.py).
+only the customer payments' round trips and page sizes, bench/payments.py; `python -m bench
+transactions`: only the C6 summary reads and CSV export figures, bench/transactions.py).
 
 - AWS (DynamoDB) calls per request of the binding flow, by operation, and upstream calls;
 - the import time of app.py as a ratio to a bare Chalice app's (median of fresh processes).
@@ -92,7 +93,7 @@ def main() -> None:
     print(f"Import time (median of 7 fresh processes): bare Chalice app {bare * 1000:.1f} ms, "
           f"app.py {ours * 1000:.1f} ms, ratio {ours / bare:.2f}")
     print()
-    from bench import jobs, lists, onecode, payments, upstreams
+    from bench import jobs, lists, onecode, payments, transactions, upstreams
     upstreams.report()
     jobs.report()
     print()
@@ -101,6 +102,8 @@ def main() -> None:
     onecode.report()
     print()
     payments.report()
+    print()
+    transactions.report()
 
 
 if __name__ == "__main__":
@@ -113,5 +116,8 @@ if __name__ == "__main__":
     elif sys.argv[1:] == ["payments"]:
         from bench import payments
         payments.report()
+    elif sys.argv[1:] == ["transactions"]:
+        from bench import transactions
+        transactions.report()
     else:
         main()

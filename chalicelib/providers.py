@@ -8,6 +8,7 @@ Edits carry the version they were made from; a stale one loses with 409, never a
 from __future__ import annotations
 
 import re
+from secrets import token_urlsafe
 from urllib.parse import urlsplit
 
 from cryptography import x509
@@ -17,7 +18,7 @@ from pynamodb.exceptions import DeleteError, DoesNotExist, PutError
 
 from pynamodb.exceptions import TransactWriteError
 
-from chalicelib import audit, maidan_admins, pagination, secrets, versioning
+from chalicelib import audit, maidan_admins, pagination, secrets, settings, versioning
 from chalicelib.errors import Conflict, InvalidField, NotFound
 from chalicelib.log import logger
 from chalicelib.models.accounts import UniqueClaim
@@ -44,6 +45,9 @@ PAY_LIMIT_MAX_FEN = 100_000_000
 RESULT_SLOTS = ("review", "coupon")
 SLOT_TITLE_MAX = 20
 ALIPAY_SECRETS = ("private_key",)
+CALLBACK_SECRET = "callback_secret"
+"""B5: the key providers' callbacks are signed with (one per provider, rotatable)."""
+CALLBACK_SECRET_PREFIX = "cbsec_"
 
 
 def _text(value, param: str, limit: int, required: bool = False) -> str | None:
@@ -62,6 +66,18 @@ def https_url(value, param: str) -> str | None:
     parts = urlsplit(value) if isinstance(value, str) else None
     if parts is None or parts.scheme != "https" or not parts.netloc or len(value) > 512:
         raise InvalidField(param, f"{param} must be an https:// URL of at most 512 characters")
+    return value
+
+
+def callback_url(value) -> str | None:
+    """B5: https, or http on the local and test stages (whose receiver is the sandbox's)."""
+    if settings.current().stage not in ("local", "test"):
+        return https_url(value, "callback_url")
+    if value is None or value == "":
+        return None
+    parts = urlsplit(value) if isinstance(value, str) else None
+    if parts is None or parts.scheme not in ("https", "http") or not parts.netloc or len(value) > 512:
+        raise InvalidField("callback_url", "callback_url must be an http(s):// URL of at most 512 characters")
     return value
 
 
@@ -226,7 +242,7 @@ def _clean_basic(body: dict, creating: bool) -> dict:
             fields[name] = _text(body.get(name), name, limit, required=(name == "name"))
     for name in URL_FIELDS:
         if name in body:
-            fields[name] = https_url(body[name], name)
+            fields[name] = callback_url(body[name]) if name == "callback_url" else https_url(body[name], name)
     if "pay_limit_fen" in body:
         fields["pay_limit_fen"] = pay_limit(body["pay_limit_fen"])
     return fields
@@ -462,6 +478,24 @@ def update(account_id: str, actor: str, sp_mchid: str, body: dict) -> Provider:
     return provider
 
 
+def rotate_callback_secret(account_id: str, actor: str, sp_mchid: str) -> tuple[str, int]:
+    """B5: a new callback signing secret, replacing any before it at once; (secret, set_at).
+    Shown to the caller this once: only its KMS ciphertext is kept."""
+    provider = _load(account_id, sp_mchid)
+    value = CALLBACK_SECRET_PREFIX + token_urlsafe(32)
+    set_at = now()
+    stored = mapping(provider.secrets)
+    stored[CALLBACK_SECRET] = {"ciphertext": secrets.encrypt(value, account_id=account_id,
+                                                             record=f"provider#{sp_mchid}", field=CALLBACK_SECRET),
+                               "set_at": set_at}
+    provider.secrets = stored
+    provider.updated_at = set_at
+    versioning.save_versioned(provider, "provider")
+    audit.record(account_id, actor, f"provider#{sp_mchid}", "provider.callback_secret_rotated",
+                 {CALLBACK_SECRET: audit.SECRET_CHANGE})
+    return value, set_at
+
+
 def get(account_id: str, sp_mchid: str) -> Provider:
     return _load(account_id, sp_mchid)
 
@@ -536,6 +570,7 @@ def provider_view(provider: Provider) -> dict:
                        **{name: secret_state(f"wechat_pay.{name}") for name in WECHAT_SECRETS}},
         "alipay": {**alipay, "configured": alipay_configured(provider),
                    **{name: secret_state(f"alipay.{name}") for name in ALIPAY_SECRETS}},
+        "callback_secret_set_at": stored.get(CALLBACK_SECRET, {}).get("set_at"),
         "created_at": provider.created_at, "updated_at": provider.updated_at,
     }
 

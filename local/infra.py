@@ -12,6 +12,8 @@ on AWS the deploy step creates them (README), here `create_stack` puts them into
 """
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import re
 from pathlib import Path
@@ -43,7 +45,15 @@ for _short, _long in {"!Ref": "Ref", "!GetAtt": "Fn::GetAtt", "!Sub": "Fn::Sub",
 
 
 def load_template() -> dict:
-    return yaml.load(TEMPLATE.read_text(encoding="utf-8"), Loader=_CfnLoader)
+    """The template as a new dict the caller may change. A process reads it several times
+    (the moto stack, the environment, the gateway's answers) and parsing costs ~0.35 s of
+    CPU each time, so one text is parsed once and copied."""
+    return copy.deepcopy(_parse_template(TEMPLATE.read_text(encoding="utf-8")))
+
+
+@functools.lru_cache(maxsize=1)
+def _parse_template(text: str) -> dict:
+    return yaml.load(text, Loader=_CfnLoader)
 
 
 NOT_IN_MOTO_CLOUDFORMATION = {"AWS::CloudWatch::Alarm"}

@@ -59,8 +59,8 @@ def state() -> "AlipayState":
 # --- RSA2, reimplemented from the documentation -------------------------------------------
 
 
-def _new_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+def _new_key(world_) -> rsa.RSAPrivateKey:
+    return world_.new_rsa_key()
 
 
 def _private_pem(key: rsa.RSAPrivateKey) -> str:
@@ -241,7 +241,7 @@ class AlipayState:
 
     def __init__(self, world_) -> None:
         self.world = world_
-        self.alipay_key = _new_key()
+        self.alipay_key = _new_key(world_)
         self.alipay_public_key_pem = _public_pem(self.alipay_key.public_key())
         self.apps: dict[str, IsvApp] = {}
         self.merchants: dict[str, Merchant] = {}
@@ -272,7 +272,7 @@ class AlipayState:
 
     def create_app(self, app_public_key_pem: str | None = None) -> IsvAppCredentials:
         """Register an ISV app: with the developer's public key, or with a key pair made here."""
-        private_key = None if app_public_key_pem else _new_key()
+        private_key = None if app_public_key_pem else _new_key(self.world)
         public_key = _load_public(app_public_key_pem) if app_public_key_pem else private_key.public_key()
         if not isinstance(public_key, rsa.RSAPublicKey):
             raise ValueError("the app public key must be an RSA key")
@@ -921,7 +921,7 @@ def forged_notification():
     trade = state().trade(str(body.get("trade_no", "")))
     if trade is None or not body.get("url"):
         return jsonify({"error": "url and an existing trade_no are required"}), 400
-    headers, payload = state().signed_form(state().notification_params(trade), key=_new_key())
+    headers, payload = state().signed_form(state().notification_params(trade), key=_new_key(world()))
     status, text = world().notifier.deliver(body["url"], headers, payload)
     return jsonify({"status": status, "text": text})
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from flask import Flask, current_app, g, request
 
-from sandbox import alipay, control, maidan, phone, wechat, wechatpay
+from sandbox import alipay, control, maidan, phone, receiver, wechat, wechatpay
 from sandbox.world import SandboxConfig, World
 
 PREFIXES = {"wechat_open": "/wechat-open", "wechat_api": "/wechat-api", "wechatpay": "/wechatpay",
@@ -27,6 +27,7 @@ def create_app(config: SandboxConfig | None = None) -> Flask:
     app.register_blueprint(maidan.blueprint, url_prefix=PREFIXES["maidan"])
     app.register_blueprint(phone.blueprint)
     app.register_blueprint(control.blueprint)
+    app.register_blueprint(receiver.blueprint)
     app.before_request(_note_lost_answer)
     app.after_request(_lose_answer)
     return app

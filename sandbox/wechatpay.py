@@ -152,7 +152,7 @@ class WechatPayState:
     refunds: dict = field(default_factory=dict)  # (sp_mchid, sub_mchid, out_refund_no) -> RefundRecord
 
     def __post_init__(self) -> None:
-        self.platform_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.platform_key = self.world.new_rsa_key()
         self.platform_public_key_id = "PUB_KEY_ID_01" + "".join(secrets.choice(string.digits) for _ in range(30))
         now = datetime.now(timezone.utc)
         name = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
@@ -237,7 +237,7 @@ def register_merchant(world, sp_mchid: str, platform_key_mode: str = "public_key
     with world.lock:
         merchant = wechatpay.merchants.get(sp_mchid)
         if merchant is None:
-            key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            key = world.new_rsa_key()
             pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                     serialization.NoEncryption()).decode()
             api_v3_key = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(32))
@@ -779,7 +779,7 @@ def forge_notification():
     headers, payload = notification_builder(world(), merchant, "TRANSACTION.SUCCESS", "支付成功", "transaction",
                                             resource, at=world().clock.now())()
     if body.get("signature", "forged") == "forged":
-        forger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        forger = world().new_rsa_key()
         message = f"{headers['Wechatpay-Timestamp']}\n{headers['Wechatpay-Nonce']}\n".encode() + payload + b"\n"
         headers["Wechatpay-Signature"] = base64.b64encode(
             forger.sign(message, padding.PKCS1v15(), hashes.SHA256())).decode()

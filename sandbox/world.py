@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from cryptography.hazmat.primitives.asymmetric import rsa
+
 from sandbox.faults import Faults
 from sandbox.notifier import Notifier
 
@@ -43,6 +45,9 @@ _SURNAMES = ("王", "李", "张", "刘", "陈", "杨", "黄", "赵", "周", "吴
 _GIVEN_NAMES = ("伟", "芳", "娜", "敏", "静", "磊", "洋", "艳", "勇", "军", "杰", "娟")
 _EPOCH_2023 = 1672531200  # 2023-01-01T00:00:00Z: generated merchants were created in 2023
 _NOT_OPENED_EVERY = 7  # every 7th generated sub-merchant has not opened 买单
+_RSA_KEYS: list[rsa.RSAPrivateKey] = []
+"""Every RSA key a world of this process drew so far (see World.new_rsa_key)."""
+_RSA_KEYS_LOCK = threading.Lock()
 
 
 class Clock:
@@ -144,6 +149,7 @@ class World:
     """sp_mchid -> sub_mchids it may act for (受理关系), beyond each generated 买单 provider's own."""
     wechatpay_appids: dict = field(default_factory=dict)
     """sp_mchid -> appids bound to it (APPID 绑定): the only sp_appids its orders may name."""
+    rsa_keys_drawn: int = 0
     notifier: Notifier = field(init=False)
     faults: Faults = field(init=False)
 
@@ -162,6 +168,22 @@ class World:
             self.add_user(f"admin-{index + 1:02d}", f"买单管理员{index + 1:02d}", "ADMIN")
         self.add_user("staff-01", "店员小王（已开通助手，非管理员）", "NOT_ADMIN")
         self.add_user("guest-01", "路人小李（未开通助手）", "NOT_OPENED")
+
+    def new_rsa_key(self) -> rsa.RSAPrivateKey:
+        """A 2048-bit RSA key that no other key of this world equals (WeChat Pay's and Alipay's
+        platform keys, each merchant's and app's key, a forger's key).
+
+        Generating one costs ~60 ms of CPU, and the test suite makes a world per test: so the
+        n-th key a world draws is the n-th key of a process-wide list, generated the first time
+        any world needs it. Within a world every key is still distinct; a process with one
+        world (the local stack) gets freshly generated keys exactly as before."""
+        with self.lock:
+            position = self.rsa_keys_drawn
+            self.rsa_keys_drawn += 1
+        with _RSA_KEYS_LOCK:
+            while len(_RSA_KEYS) <= position:
+                _RSA_KEYS.append(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+            return _RSA_KEYS[position]
 
     @property
     def admin_count(self) -> int:

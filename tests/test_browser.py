@@ -3,7 +3,10 @@ against the whole local stack started by `python -m local`, as a person would us
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
+import time
 import shutil
 from pathlib import Path
 
@@ -277,15 +280,16 @@ ALIPAY_UA = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit
 PAY_SP_MCHID, PAY_SUB_MCHID = "1900012012", "1600012012"
 
 
-def _provider_with_both_wallets(api: httpx.Client, sandbox: httpx.Client) -> None:
+def _provider_with_both_wallets(api: httpx.Client, sandbox: httpx.Client, sp_mchid: str = PAY_SP_MCHID,
+                                sub_mchid: str = PAY_SUB_MCHID) -> None:
     """A provider as its operator sets it up: the official account, WeChat Pay credentials
     (with the sub-merchant and the official account bound at WeChat Pay) and an Alipay app."""
     account = sandbox.post("/wechat-api/sandbox/official-accounts", json={}).json()
     wechat_pay = sandbox.post("/wechatpay/sandbox/merchants", json={
-        "sp_mchid": PAY_SP_MCHID, "sub_mchids": [PAY_SUB_MCHID], "appids": [account["appid"]]}).json()
+        "sp_mchid": sp_mchid, "sub_mchids": [sub_mchid], "appids": [account["appid"]]}).json()
     isv = sandbox.post("/alipay/sandbox/apps", json={}).json()
     created = api.post("/v1/providers", json={
-        "sp_mchid": PAY_SP_MCHID, "name": "扫码付服务商",
+        "sp_mchid": sp_mchid, "name": "扫码付服务商",
         "wechat_pay": {"app_id": account["appid"], "app_secret": account["secret"],
                        **{name: wechat_pay[name] for name in ("serial_no", "api_v3_key", "private_key_pem",
                                                                "platform_public_key_id", "platform_public_key_pem")}},
@@ -380,3 +384,155 @@ def test_a_wechat_and_an_alipay_customer_pay_a_store_code_in_the_wallet_and_back
     orders = api.get(f"/v1/sub-merchants/{merchant_id}/orders?limit=100").json()["data"]
     assert sorted((order["channel"], order["total"], order["state"]) for order in orders) == [
         ("alipay", 800, "SUCCESS"), ("official_direct", 1234, "SUCCESS")]
+
+
+REFUND_SP_MCHID, REFUND_SUB_MCHID = "1900013013", "1600013013"
+
+
+def _until(read, done, seconds: float = 30.0):
+    """What `read()` answers once `done` holds for it (the outbox works on its own time)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        value = read()
+        if done(value) or time.monotonic() > deadline:
+            return value
+        time.sleep(0.5)
+
+
+def test_a_payment_reaches_the_on_shift_clerk_and_the_provider_and_the_console_refunds_part_of_it(stack):
+    """Issue 13: a customer pays a store code; the on-shift clerk's sandbox phone shows the
+    payment message; the provider's signed callback reaches the sandbox receiver; the console's
+    交易 view lists the order, whose detail shows the callback delivered, and a partial refund
+    made there goes through."""
+    from playwright.sync_api import expect, sync_playwright
+
+    credentials = {"email": "refund-browser@example.com", "password": "correct horse battery"}
+    api = _signed_in_api(stack, credentials)
+    sandbox = httpx.Client(base_url=stack["sandbox"], timeout=10)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        _bind_admin_01(browser, api)
+        _provider_with_both_wallets(api, sandbox, REFUND_SP_MCHID, REFUND_SUB_MCHID)
+        version = api.get(f"/v1/providers/{REFUND_SP_MCHID}").json()["version"]
+        patched = api.patch(f"/v1/providers/{REFUND_SP_MCHID}",
+                            json={"version": version, "callback_url": f"{stack['sandbox']}/receiver/isv-13"})
+        assert patched.status_code == 200, patched.text
+        merchant_id = api.post("/v1/sub-merchants", json={"sp_mchid": REFUND_SP_MCHID, "name": "二号面馆",
+                                                          "sub_mchid": REFUND_SUB_MCHID}).json()["id"]
+
+        # the provider makes its callback secret in the console: shown once
+        desk = browser.new_page(viewport={"width": 1280, "height": 900})
+        desk.goto(f"{stack['api']}/console")
+        desk.fill("#email", credentials["email"])
+        desk.fill("#password", credentials["password"])
+        desk.click("#auth-submit")
+        expect(desk.locator("#nav")).to_be_visible()
+        desk.goto(f"{stack['api']}/console#/providers/{REFUND_SP_MCHID}")
+        expect(desk.locator("#callback-secret-state")).to_have_text("未设置")
+        desk.click("#callback-secret")
+        expect(desk.locator("#secrets-once-warning")).to_contain_text("只显示一次")
+        secret = desk.locator('textarea[data-secret="callback_secret"]').input_value()
+        assert len(secret) >= 32
+        desk.keyboard.press("Escape")
+        expect(desk.locator("#callback-secret-state")).to_contain_text("已设置于")
+
+        # the merchant's admin adds a store; its manager adds a clerk, who clocks in
+        activation_url = api.get(f"/v1/sub-merchants/{merchant_id}/setup-codes").json()["admin_activation"]["url"]
+        admin = _new_wechat_user(browser, stack["sandbox"], "二号面馆老板")
+        admin.goto(activation_url)
+        admin.fill('input[name="name"]', "孙老板")
+        admin.click("#confirm")
+        admin.click("a.button")
+        admin.click("#add-store")
+        for name, value in {"name": "人民路店", "province": "广东省", "city": "深圳市", "district": "南山区",
+                            "address": "科技园路 3 号", "manager_name": "周店长"}.items():
+            admin.fill(f'input[name="{name}"]', value)
+        admin.click('form[action$="/stores"] button')
+        expect(admin.locator('[data-page="store"]')).to_be_visible()
+        store_id = re.search(r"/h5/stores/([^/?]+)", admin.url).group(1)
+        manager = _new_wechat_user(browser, stack["sandbox"], "周店长")
+        manager.goto(_activation_url(admin))
+        manager.click("#confirm")
+        manager.click("a.button")
+        manager.click("summary.add >> text=添加店员")
+        manager.fill('form[action$="/staff"] input[name="name"]', "小吴")
+        manager.click('form[action$="/staff"] button')
+        expect(manager.locator(".notice")).to_be_visible()
+        clerk = _new_wechat_user(browser, stack["sandbox"], "店员小吴")
+        clerk_user = re.search(r"user=([^&]+)", clerk.url).group(1)
+        clerk.goto(_activation_url(manager))
+        expect(clerk.locator('input[name="messages_on"]')).to_be_checked()
+        clerk.click("#confirm")
+        expect(clerk.locator('[data-page="activation-done"]')).to_be_visible()
+        clerk.goto(f"{stack['api']}/h5/stores/{store_id}")
+        clerk.click("text=上班打卡")
+        expect(clerk.locator('[data-page="store"]')).to_contain_text("在岗")
+
+        # a WeChat customer pays the store code
+        code_url = api.get(f"/v1/stores/{store_id}").json()["collection_code"]["url"]
+        customer = _new_wechat_user(browser, stack["sandbox"], "微信顾客")
+        _pay_in_the_wallet(customer, code_url, "12.34", "#wechatpay-sandbox-cashier", "#wechatpay-sandbox-pay",
+                           "phone-pay-issue13")
+        order_no = api.get(f"/v1/sub-merchants/{merchant_id}/orders?limit=1").json()["data"][0]["out_trade_no"]
+
+        # the on-shift clerk's phone shows the payment message (the page lists what arrived when it loaded)
+        messages = _until(lambda: sandbox.get("/wechat-api/sandbox/messages", params={"user": clerk_user}).json(),
+                          lambda got: len(got) >= 1)
+        assert [message["title"] for message in messages] == ["收款到账通知"], messages
+        clerk.goto(f"{stack['sandbox']}/phone?user={clerk_user}")
+        expect(clerk.locator("body")).to_contain_text("收款到账通知")
+        expect(clerk.locator("body")).to_contain_text("¥12.34")
+        expect(clerk.locator("body")).to_contain_text(order_no)
+        clerk.screenshot(path=str(SCREENSHOTS / "sandbox-phone-payment-message.png"), full_page=True)
+
+        # the provider's receiver got the signed callback: checked with a few lines of hmac
+        received = _until(lambda: sandbox.get("/receiver/isv-13/requests").json(), lambda got: len(got) >= 1)
+        assert len(received) == 1 and received[0]["status"] == 200
+        signature = {k: v for k, v in (part.split("=", 1) for part in received[0]["headers"]["Cloudpay-Signature"].split(","))}
+        expected = hmac.new(secret.encode(), f"{signature['t']}.{received[0]['body']}".encode(), hashlib.sha256).hexdigest()
+        assert hmac.compare_digest(signature["v1"], expected)
+        assert '"order.paid"' in received[0]["body"] and order_no in received[0]["body"]
+
+        # the console: 交易 lists the order with the day's summary; its detail shows the callback
+        desk.goto(f"{stack['api']}/console#/transactions")
+        expect(desk.locator("#transaction-orders tbody tr").first).to_contain_text(order_no)
+        expect(desk.locator("#summary-trade-amount")).to_contain_text("¥12.34")
+        desk.mouse.move(0, 0)
+        desk.screenshot(path=str(SCREENSHOTS / "console-transactions.png"), full_page=True)
+        desk.locator(f'#transaction-orders a:text("{order_no}")').click()
+        callback = desk.locator('#order-callbacks [data-delivery^="callback#order.paid"]')
+        expect(callback).to_have_attribute("data-state", "delivered")
+        expect(callback.locator(".http-status")).to_have_text(["200"])
+        expect(desk.locator("#order-messages")).to_contain_text("小吴")
+
+        # a partial refund from the console, confirmed first
+        desk.select_option("#f-mode", "partial")
+        desk.fill("#f-amount", "5")
+        desk.fill("#f-reason", "少上一份小菜")
+        desk.click("#refund-form button[type=submit]")
+        expect(desk.locator("#confirm-dialog")).to_contain_text("¥5.00")
+        desk.click("#confirm-ok")
+        expect(desk.locator("#order-refunds tbody tr")).to_have_count(1)
+        refunded = _until(lambda: api.get(f"/v1/orders/{order_no}").json(),
+                          lambda order: [r["state"] for r in order["refunds"]] == ["SUCCESS"])
+        assert refunded["refunded"] == 500 and refunded["refunds"][0]["amount"] == 500
+        desk.reload()
+        expect(desk.locator("#order-refunds tbody tr")).to_contain_text("退款成功")
+        expect(desk.locator("#order-refunded")).to_have_text("¥5.00")
+        _until(lambda: api.get(f"/v1/orders/{order_no}").json(),
+               lambda order: any(c["event"] == "refund.succeeded" and c["state"] == "delivered" for c in order["callbacks"]))
+        desk.reload()
+        expect(desk.locator('#order-callbacks [data-delivery^="callback#refund.succeeded"]')).to_have_attribute(
+            "data-state", "delivered")
+        desk.mouse.move(0, 0)
+        desk.screenshot(path=str(SCREENSHOTS / "console-order-detail.png"), full_page=True)
+        desk.set_viewport_size({"width": 390, "height": 844})
+        for page_route in (f"#/orders/{order_no}", "#/transactions"):
+            desk.goto(f"{stack['api']}/console{page_route}")
+            desk.wait_for_load_state("networkidle")
+            assert desk.evaluate("() => document.documentElement.scrollWidth") <= 390, page_route
+        browser.close()
+
+    bodies = [request["body"] for request in sandbox.get("/receiver/isv-13/requests").json()]
+    assert ['"refund.succeeded"' in body for body in bodies] == [False, True]

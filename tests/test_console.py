@@ -7,13 +7,14 @@ import json
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, ROOT, SCREENSHOTS, _phone_page
 
-SECTIONS = ["#/providers", "#/merchants", "#/sub-service-providers", "#/jobs", "#/audit", "#/account"]
+SECTIONS = ["#/providers", "#/merchants", "#/transactions", "#/sub-service-providers", "#/jobs", "#/audit", "#/account"]
 
 
 def test_console_modules_are_served_as_javascript_and_other_names_are_refused(client):
@@ -245,7 +246,7 @@ def test_an_owner_walks_every_section_and_a_sub_service_provider_sees_them_read_
         member.fill("#email", ssp_credentials["email"])
         member.fill("#password", ssp_credentials["password"])
         member.click("#auth-submit")
-        expect(member.locator("#nav a")).to_have_text(["服务商", "商户", "账号"], timeout=20000)  # the nav narrows once the account is known to own nothing
+        expect(member.locator("#nav a")).to_have_text(["服务商", "商户", "交易", "账号"], timeout=20000)  # the nav narrows once the account is known to own nothing
         expect(member.locator("#providers tbody tr")).to_have_count(1)
         expect(member.locator("#providers tbody tr")).to_contain_text("1900000109")
         expect(member.locator("#sync-providers")).to_have_count(0)
@@ -258,6 +259,9 @@ def test_an_owner_walks_every_section_and_a_sub_service_provider_sees_them_read_
         expect(member.locator("#edit-merchant")).to_have_count(0)
         expect(member.locator("#reset-keys")).to_have_count(0)
         member.screenshot(path=str(SCREENSHOTS / "console-sub-service-provider.png"))
+        member.click("nav a[data-section=transactions]")
+        expect(member.locator("#summary-trade-amount")).to_contain_text("¥0.00")
+        expect(member.locator("#filter-ssp")).to_have_count(0)
         browser.close()
     assert errors == []
 
@@ -314,3 +318,190 @@ def test_the_console_reads_yuan_into_whole_fen_and_refuses_a_third_decimal():
                  "yuan_not_a_number@pay_limit_fen", "yuan_out_of_range@pay_limit_fen",
                  "yuan_not_a_number@pay_limit_fen"],
         "shown": ["1234.50", "", "¥1,000,000.00", "¥0.05"]}
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs Node.js to run an ES module")
+def test_the_transactions_view_counts_beijing_days_and_joins_csv_chunks_under_one_header():
+    script = """
+      import {beijingDay, dayCount, everyDay, presetRange, rangeSeconds} from "%s";
+      import {headerOf, withoutRepeatedHeader} from "%s";
+      import {parseRefundYuan} from "%s";
+      const refund = (text) => { try { return parseRefundYuan(text, "amount", 1234); } catch (e) { return e.code; } };
+      const first = "\\ufeff订单号,金额\\r\\nA,1.00\\r\\n";
+      console.log(JSON.stringify({
+        day: [beijingDay(1767196799), beijingDay(1767196800)],
+        week: presetRange("7d", 1767196800), today: presetRange("today", 1767196800),
+        seconds: rangeSeconds("2026-01-01", "2026-01-01"), count: dayCount("2026-01-01", "2026-03-31"),
+        filled: everyDay("2026-01-30", "2026-02-01", [{day: "2026-01-31", trade_amount: 500, trade_count: 1, refund_amount: 0, refund_count: 0}])
+          .map((d) => [d.day, d.trade_amount]),
+        csv: [headerOf(first), withoutRepeatedHeader("订单号,金额\\nB,2.00\\n", headerOf(first)), withoutRepeatedHeader("C,3.00\\n", headerOf(first))],
+        refund: ["12.34", "12.35", "0", "", "0.001", "abc"].map(refund)}));
+    """ % tuple((CONSOLE_MODULES / name).as_uri() for name in ("days.js", "csv.js", "money.js"))
+    ran = subprocess.run(["node", "--input-type=module", "-e", script], capture_output=True, text=True, timeout=30)
+
+    assert json.loads(ran.stdout) == {
+        "day": ["2025-12-31", "2026-01-01"],  # 2025-12-31T16:00:00Z is midnight in Beijing
+        "week": {"from_day": "2025-12-26", "to_day": "2026-01-01"}, "today": {"from_day": "2026-01-01", "to_day": "2026-01-01"},
+        "seconds": {"from": 1767196800, "to": 1767283200}, "count": 90,
+        "filled": [["2026-01-30", 0], ["2026-01-31", 500], ["2026-02-01", 0]],
+        "csv": ["订单号,金额", "B,2.00\n", "C,3.00\n"],
+        "refund": [1234, "refund_amount_out_of_range", "refund_amount_out_of_range", "refund_amount_missing",
+                   "yuan_too_many_decimals", "yuan_not_a_number"]}
+
+
+CONTRACT_ORDER = {"object": "order", "out_trade_no": "M1X0001", "state": "SUCCESS", "channel": "official_direct",
+                  "wallet": "wechat", "total": 1234, "refunded": 0, "sp_mchid": "1900000109", "sub_mchid": "1600000109",
+                  "merchant_id": "m_1", "sub_service_provider": None, "store_id": "s_1", "clerk_id": None,
+                  "code_id": "c_1", "source": "store_code", "remark": None, "upstream_trade_no": "4200001",
+                  "created_at": 1767196800, "time_expire": 1767197100, "paid_at": 1767196805, "closed_at": None}
+CONTRACT_CALLBACK = {"delivery_id": "callback#order.paid#M1X0001", "kind": "callback", "event": "order.paid",
+                     "state": "delivered", "attempts": 2, "next_attempt_at": None, "delivered_at": 1767196840,
+                     "created_at": 1767196806, "log": [
+                         {"at": 1767196806, "status": 503, "latency_ms": 12, "answer": "down", "error": None},
+                         {"at": 1767196840, "status": 200, "latency_ms": 9, "answer": "ok", "error": None}]}
+
+
+def _fake_console_api(requests: list, csv_chunks: list[str]):
+    """The console's API as the issue-13 note's contracts answer, for a page under test: every
+    request is recorded (method, path with query, body) and answered from these fixtures."""
+    from urllib.parse import urlsplit
+
+    order = dict(CONTRACT_ORDER, refunds=[], callbacks=[CONTRACT_CALLBACK], messages=[
+        {"delivery_id": "message#M1X0001#st_1", "kind": "clerk_message", "event": "order.paid", "state": "delivered",
+         "attempts": 1, "delivered_at": 1767196806, "created_at": 1767196806, "log": [], "recipient_name": "小王"}])
+    page_of = lambda items: {"data": items, "has_more": False, "next_cursor": None, "partial": False, "total": None}
+    answers = {
+        "/v1/me": {"id": "acct_1", "email": "owner@example.com", "wechat_bound": True},
+        "/v1/providers": page_of([{"sp_mchid": "1900000109", "name": "某某科技"}]),
+        "/v1/providers/1900000109": {"sp_mchid": "1900000109", "name": "某某科技", "source": "manual",
+                                     "callback_url": "https://isv.example/cb", "callback_secret_set_at": None},
+        "/v1/providers/1900000109/sub-service-providers": page_of([]),
+        "/v1/sub-merchants": page_of([{"id": "m_1", "name": "一号面馆"}]),
+        "/v1/sub-merchants/m_1/stores": page_of([{"id": "s_1", "name": "人民路店"}]),
+        "/v1/stores/s_1": {"id": "s_1", "name": "人民路店", "collection_code": {"id": "c_1"}, "devices": [],
+                           "staff": [{"id": "st_1", "name": "小王", "collection_code": {"id": "c_2"}}]},
+        "/v1/transactions/summary": {"object": "transaction_summary", "from_day": "2025-12-26", "to_day": "2026-01-01",
+                                     "trade_amount": 1234, "trade_count": 1, "refund_amount": 0, "refund_count": 0,
+                                     "net_amount": 1234, "days": [{"day": "2026-01-01", "trade_amount": 1234,
+                                                                   "trade_count": 1, "refund_amount": 0, "refund_count": 0}]},
+        "/v1/transactions/orders": page_of([CONTRACT_ORDER]),
+        "/v1/transactions/refunds": page_of([]),
+        "/v1/orders/M1X0001": order,
+    }
+
+    def handle(route):
+        request = route.request
+        url = urlsplit(request.url)
+        requests.append((request.method, url.path + ("?" + url.query if url.query else ""), request.post_data))
+        if url.path == "/v1/transactions/orders.csv":
+            index = len([r for r in requests if r[1].startswith("/v1/transactions/orders.csv")]) - 1
+            more = {"X-Next-Cursor": f"chunk{index + 1}"} if index + 1 < len(csv_chunks) else {}
+            return route.fulfill(status=200, body=csv_chunks[index], headers={"Content-Type": "text/csv; charset=utf-8", **more})
+        if request.method == "POST" and url.path == "/v1/orders/M1X0001/refunds":
+            amount = json.loads(request.post_data)["amount"]
+            refund = {"object": "refund", "out_refund_no": "M1R0001", "out_trade_no": "M1X0001", "amount": amount,
+                      "state": "SUCCESS", "reason": None, "requested_by": "console", "requested_by_name": "owner",
+                      "created_at": 1767196900, "succeeded_at": 1767196901}
+            order.update(refunded=amount, refunds=[refund])
+            return route.fulfill(status=201, json=refund)
+        if request.method == "POST" and url.path == "/v1/orders/M1X0001/callbacks/resend":
+            return route.fulfill(status=200, json={"callbacks": order["callbacks"], "messages": order["messages"]})
+        if request.method == "POST" and url.path == "/v1/providers/1900000109/callback-secret":
+            answers["/v1/providers/1900000109"]["callback_secret_set_at"] = 1767196950
+            return route.fulfill(status=201, json={"callback_secret": "whsec_test_0123456789", "set_at": 1767196950})
+        if url.path in answers and request.method == "GET":
+            body = answers[url.path]
+            if url.path == "/v1/providers" and "as=sub_service_provider" in url.query:
+                body = page_of([])
+            return route.fulfill(status=200, json=body)
+        return route.fulfill(status=404, json={"error": {"type": "invalid_request_error", "code": "not_found",
+                                                         "message": "no such fixture", "param": None}})
+    return handle
+
+
+def _serve_console(route):
+    from urllib.parse import urlsplit
+
+    path = urlsplit(route.request.url).path
+    static = ROOT / "chalicelib/web/static"
+    if path == "/console":
+        return route.fulfill(status=200, body=(static / "console.html").read_text(), headers={
+            "Content-Type": "text/html; charset=utf-8",
+            "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+                                       "connect-src 'self'"})
+    file = static / path.removeprefix("/static/")
+    kind = "text/css" if file.suffix == ".css" else "text/javascript"
+    return route.fulfill(status=200, body=file.read_text(), headers={"Content-Type": f"{kind}; charset=utf-8"})
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Chromium is installed by `make test`")
+def test_the_transactions_view_and_the_order_detail_speak_the_api_contracts_in_a_browser():
+    """Against the issue-13 contracts (faked in the browser, no stack): the filters go into
+    the query, the summary and its chart show, the CSV's chunks become one file with one
+    header, a partial refund typed in yuan is sent in fen after a confirmation, and the
+    callback attempts show with their status."""
+    from playwright.sync_api import expect, sync_playwright
+
+    requests: list = []
+    chunks = ["\ufeff订单号,金额\r\nM1X0001,12.34\r\n", "订单号,金额\r\nM1X0002,5.00\r\n", "M1X0003,1.00\r\n"]
+    errors: list[str] = []
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+        context.add_init_script("sessionStorage.setItem('cloudpay_token', 'test-token')")
+        context.route("http://127.0.0.1:9/v1/**", _fake_console_api(requests, chunks))
+        context.route(re.compile(r"http://127\.0\.0\.1:9/(console|static/.*)$"), _serve_console)
+        desk = context.new_page()
+        desk.on("pageerror", lambda error: errors.append(str(error)))
+        desk.goto("http://127.0.0.1:9/console#/transactions")
+        expect(desk.locator("#summary-trade-amount")).to_contain_text("¥12.34")
+        expect(desk.locator("#daily-chart g.day")).to_have_count(7)
+        expect(desk.locator("#transaction-orders tbody tr")).to_have_count(1)
+        desk.select_option("#filter-provider", "1900000109")
+        expect(desk.locator("#filter-ssp")).to_be_enabled()
+        desk.select_option("#filter-merchant", "m_1")
+        expect(desk.locator("#filter-store")).to_be_enabled()
+        desk.select_option("#filter-store", "s_1")
+        expect(desk.locator("#filter-clerk")).to_be_enabled()
+        desk.select_option("#filter-clerk", "st_1")
+        desk.click('[data-preset="30d"]')
+        expect(desk.locator("#transaction-orders tbody tr")).to_have_count(1)
+        desk.screenshot(path=str(SCREENSHOTS / "console-transactions-contract.png"), full_page=True)
+        listed = [path for method, path, _ in requests if path.startswith("/v1/transactions/orders?")][-1]
+        assert "sp_mchid=1900000109" in listed and "merchant_id=m_1" in listed and "store_id=s_1" in listed
+        assert "clerk_id=st_1" in listed and "from=" in listed and "to=" in listed
+        summarised = [path for method, path, _ in requests if path.startswith("/v1/transactions/summary?")][-1]
+        assert "from_day=" in summarised and "clerk_id=st_1" in summarised
+        with desk.expect_download() as downloading:
+            desk.click("#export-csv")
+        exported = Path(downloading.value.path()).read_bytes().decode("utf-8-sig")
+        assert exported == "订单号,金额\r\nM1X0001,12.34\r\nM1X0002,5.00\r\nM1X0003,1.00\r\n"
+        assert [path.split("cursor=")[-1] for _, path, _ in requests if "orders.csv" in path][1:] == ["chunk1", "chunk2"]
+
+        desk.locator("#transaction-orders tbody a").first.click()
+        expect(desk.locator("#order-callbacks [data-attempt]")).to_have_count(2)
+        expect(desk.locator("#order-callbacks .http-status")).to_have_text(["503", "200"])
+        expect(desk.locator("#order-messages")).to_contain_text("小王")
+        desk.select_option("#f-mode", "partial")
+        desk.fill("#f-amount", "20")
+        desk.click("#refund-form button[type=submit]")
+        expect(desk.locator('[data-for="amount"]')).to_contain_text("可退金额")
+        desk.fill("#f-amount", "5.5")
+        desk.click("#refund-form button[type=submit]")
+        expect(desk.locator("#confirm-dialog")).to_contain_text("¥5.50")
+        desk.click("#confirm-ok")
+        expect(desk.locator("#order-refunds tbody tr")).to_have_count(1)
+        assert [json.loads(body) for method, path, body in requests if path == "/v1/orders/M1X0001/refunds"] == [{"amount": 550}]
+        desk.screenshot(path=str(SCREENSHOTS / "console-order-detail-contract.png"), full_page=True)
+        desk.click("#resend-callbacks")
+        expect(desk.locator(".toast").last).to_contain_text("已重新推送：1 / 1 条已送达")
+
+        desk.goto("http://127.0.0.1:9/console#/providers/1900000109")
+        expect(desk.locator("#callback-secret-state")).to_have_text("未设置")
+        desk.click("#callback-secret")
+        expect(desk.locator("#secrets-once-warning")).to_contain_text("只显示一次")
+        assert desk.locator('textarea[data-secret="callback_secret"]').input_value() == "whsec_test_0123456789"
+        expect(desk.locator("#callback-secret-state")).to_contain_text("已设置于 2026/1/1")
+        browser.close()
+    assert errors == []

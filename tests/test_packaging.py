@@ -189,8 +189,11 @@ SECRET_VARIABLES = {"PLATFORM_SIGNING_KEY_PARAMETER": "platform-signing-key",
                     "WECHAT_APP_SECRET_PARAMETER": "wechat-app-secret",
                     "MAIDAN_API_KEY_PARAMETER": "maidan-api-key"}
 SECRETS_NEEDED = {"APIHandler": set(SECRET_VARIABLES), "SyncSubMerchantPages": {"MAIDAN_API_KEY_PARAMETER"},
-                  "SweepOpenOrders": {"MAIDAN_API_KEY_PARAMETER"}}
-"""Who signs cookies/cursors/OAuth state, calls WeChat OAuth or calls 买单. Nobody else
+                  "SweepOpenOrders": {"MAIDAN_API_KEY_PARAMETER"}, "SweepProcessingRefunds": {"MAIDAN_API_KEY_PARAMETER"},
+                  "FollowUpPaidOrders": {"WECHAT_APP_SECRET_PARAMETER"},
+                  "AttemptDueDeliveries": {"WECHAT_APP_SECRET_PARAMETER"}}
+"""Who signs cookies/cursors/OAuth state, calls WeChat OAuth or 买单, or sends clerk messages
+(the follow-up and its retries need the official account's token). Nobody else
 (the authorizer, the sweeps, the other queue handlers) gets any platform secret."""
 EPHEMERAL_TABLES = {"SessionsTable", "LoginAttemptsTable", "IdempotencyTable"}
 """Deletable with the stack: short-lived (TTL) records recreated by signing in or resending."""

@@ -33,8 +33,8 @@ def save_order(of_shop, number: int, store_id: str, *, total: int = 1234, state:
 
 
 def listed(phone: Phone) -> list[str]:
-    """The order numbers the page lists, top to bottom."""
-    return re.findall(r"M00001ORDER\d{4}", phone.html)
+    """The order numbers the page lists, top to bottom (each row shows it and links to it)."""
+    return list(dict.fromkeys(re.findall(r"M00001ORDER\d{4}", phone.html)))
 
 
 def orders_of(phone: Phone, path: str) -> Phone:

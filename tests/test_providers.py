@@ -76,7 +76,7 @@ def test_secrets_are_encrypted_at_rest(bound_console, credentials):
 @pytest.mark.parametrize("change, param", [
     ({"sp_mchid": "12ab"}, "sp_mchid"),
     ({"name": ""}, "name"),
-    ({"callback_url": "http://isv.example/cb"}, "callback_url"),
+    ({"callback_url": "ftp://isv.example/cb"}, "callback_url"),  # http is refused only outside local/test
     ({"logo_url": "not a url"}, "logo_url"),
     ({"wechat_pay": {"app_id": "wxNOTHEX"}}, "wechat_pay.app_id"),
     ({"wechat_pay": {"app_secret": "short"}}, "wechat_pay.app_secret"),

@@ -128,6 +128,18 @@ class Refund(Model):
     channel = UnicodeAttribute(null=True)
     check_shard = UnicodeAttribute(null=True)
     check_at = NumberAttribute(null=True)
+    sub_mchid = UnicodeAttribute(null=True)
+    """The order's WeChat Pay / 买单 sub_mchid: a refund notification must name it."""
+    reason = UnicodeAttribute(null=True)
+    """What the requester typed (≤ 80 characters); sent to the channel, shown on the order."""
+    requested_by = UnicodeAttribute(null=True)
+    """Who asked: the console account id, or "<role>#<admin or staff id>" (never an openid)."""
+    requested_by_name = UnicodeAttribute(null=True)
+    failed_at = NumberAttribute(null=True)
+    failure = UnicodeAttribute(null=True)
+    """Why the channel refused, in its own (Chinese) words."""
+    upstream_refund_id = UnicodeAttribute(null=True)
+    settled_by = UnicodeAttribute(null=True)  # channel_answer | notification | query
 
     by_order = _by_time("refunds-by-order", "out_trade_no")
     by_account = _by_time("refunds-by-account", "account_id")

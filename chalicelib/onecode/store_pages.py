@@ -27,6 +27,7 @@ from chalicelib.onecode.access import (
     in_store,
     require,
 )
+from chalicelib.payments import shift_summary
 
 SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
 """China has kept UTC+8 without daylight saving since 1991: a fixed offset is exact, and needs
@@ -129,10 +130,14 @@ def _named(form: dict, name: str) -> str:
     return value
 
 
-def _clock_out_notice(shift) -> str:
+def _clock_out_notice(actor, store, shift) -> str:
+    """The clock-out's notice with the shift summary (the store's takings since the previous
+    clock-out), also sent to the clerk as a template message, best effort."""
     if shift is None:
         return "您当前不在岗，无需下班打卡"
-    return f"已下班，本班 {local_time(shift.started_at, False)}–{local_time(shift.ended_at, False)}"
+    found = shift_summary.takings(store.store_id, shift)
+    shift_summary.send(actor.openid, store.name, shift, found, local_time)
+    return f"已下班，本班 {local_time(shift.started_at, False)}–{local_time(shift.ended_at, False)}。{found.notice()}"
 
 
 def _perform(action: str, actor, store, form: dict) -> str | tuple[str, str]:
@@ -175,7 +180,7 @@ def _perform(action: str, actor, store, form: dict) -> str | tuple[str, str]:
         _, started = staff.clock_in(actor)
         return "已上班打卡" if started else "您已在岗，无需重复打卡"
     if action == "clock-out":
-        return _clock_out_notice(staff.clock_out(actor)[1])
+        return _clock_out_notice(actor, store, staff.clock_out(actor)[1])
     if action == "messages":
         on = fields.checkbox(form, "on")
         staff.set_messages(actor, on)

@@ -10,4 +10,7 @@ verified notifications, the outbox of work that follows a payment, and the sweep
 - `sweeps`: P4 close and P5 catch-up through the sparse index of open orders.
 - `queries`: P7, orders for the console and for the phone roles (admin, manager, clerk on shift).
 - `phone_orders`: P7 on the phone, the store's and the merchant's order list pages.
+- `totals`: C6 daily totals per scope, counted once per outbox item; `transactions`: C6
+  filtered order and refund lists, the summary and the CSV export; `shift_summary`: the
+  store's takings shown and sent at a clerk's clock-out.
 """

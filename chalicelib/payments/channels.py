@@ -182,3 +182,109 @@ def close(order: Order, merchant: SubMerchant, provider: Provider) -> None:
             raise AlreadyPaid(str(exc)) from None
         if exc.code != "ORDER_NOT_EXIST":
             raise
+
+
+# --- P6 refunds ------------------------------------------------------------------------------
+
+REFUND_SUCCESS = "SUCCESS"
+REFUND_PROCESSING = "PROCESSING"
+REFUND_FAILED = "FAILED"
+
+MAIDAN_REFUSALS = {"NOT_ENOUGH": "商户可退余额不足，请稍后再试", "PARAM_ERROR": "退款参数有误",
+                   "ORDER_NOT_EXIST": "买单没有找到这笔订单", "ORDER_NOT_PAID": "订单未支付，不能退款"}
+"""买单 answers in English: the refusals a merchant may see, in Chinese."""
+MAIDAN_TRANSIENT = ("SYSTEM_ERROR", "FREQUENCY_LIMITED")
+
+
+@dataclass(frozen=True)
+class RefundState:
+    """What the channel says about one refund: done, refused for good (`failure`, the
+    channel's reason in Chinese), or still processing (ask again later)."""
+
+    state: str
+    failure: str | None = None
+    upstream_refund_id: str | None = None
+
+
+def _wechatpay_refund_state(found: wechatpay.Refund) -> RefundState:
+    """SUCCESS is done; CLOSED and ABNORMAL (money back to an account that no longer takes
+    it) are refusals the merchant handles at WeChat Pay; anything else is still processing."""
+    failures = {"CLOSED": "微信支付已关闭这笔退款", "ABNORMAL": "退款异常：用户的收款账户不可用，请在微信支付商户平台处理"}
+    if found.status == "SUCCESS":
+        return RefundState(REFUND_SUCCESS, upstream_refund_id=found.refund_id)
+    if found.status in failures:
+        return RefundState(REFUND_FAILED, failures[found.status], found.refund_id)
+    return RefundState(REFUND_PROCESSING, upstream_refund_id=found.refund_id)
+
+
+def _maidan_refund_state(found: maidan.MaidanRefund) -> RefundState:
+    state = REFUND_SUCCESS if found.status == "SUCCESS" else REFUND_PROCESSING
+    return RefundState(state, upstream_refund_id=found.refund_id)
+
+
+def refund(order: Order, refund_record, merchant: SubMerchant, provider: Provider) -> RefundState:
+    """Ask the order's channel for the refund. Each channel answers the same out_refund_no
+    with the same refund, so asking again is safe, and is how a lost answer (or, for Alipay,
+    which has no refund notification of its own, a refund still unknown) is found out.
+    A refusal is a `REFUND_FAILED` state; trouble on the way (a timeout, an unverifiable
+    answer) raises: the refund stays processing and the refund sweep asks again."""
+    amount, out_refund_no = int(refund_record.amount), refund_record.out_refund_no
+    try:
+        if order.channel == OFFICIAL_DIRECT:
+            return _wechatpay_refund_state(wechatpay.create_refund(
+                providers.wechat_pay_merchant(provider), sub_mchid=order.sub_mchid, out_refund_no=out_refund_no,
+                refund=amount, total=int(order.total), out_trade_no=order.out_trade_no,
+                reason=refund_record.reason or None,
+                notify_url=notify_url(OFFICIAL_DIRECT, order.account_id, order.sp_mchid)))
+        if order.channel == MAIDAN:
+            return _maidan_refund_state(maidan.create_refund(
+                sp_mchid=order.sp_mchid, out_trade_no=order.out_trade_no, out_refund_no=out_refund_no, refund=amount,
+                total=int(order.total), notify_url=notify_url(MAIDAN, order.account_id, order.sp_mchid)))
+        credentials = alipay_credentials(merchant, provider)
+        answer = alipay.refund_trade(credentials.app, app_auth_token=credentials.app_auth_token, refund_fen=amount,
+                                     out_request_no=out_refund_no, out_trade_no=order.out_trade_no,
+                                     refund_reason=refund_record.reason or None)
+        return RefundState(REFUND_SUCCESS, upstream_refund_id=answer.trade_no)
+    except wechatpay.WechatPayTryLater:
+        return RefundState(REFUND_PROCESSING)
+    except wechatpay.WechatPayError as exc:
+        return RefundState(REFUND_FAILED, exc.message or exc.code)
+    except maidan.MaidanError as exc:
+        if exc.status >= 500 or exc.code in MAIDAN_TRANSIENT:
+            return RefundState(REFUND_PROCESSING)
+        return RefundState(REFUND_FAILED, MAIDAN_REFUSALS.get(exc.code, f"买单拒绝了退款（{exc.code}）"))
+    except alipay.AlipayError as exc:
+        if exc.transient or not exc.verified:
+            return RefundState(REFUND_PROCESSING)
+        return RefundState(REFUND_FAILED, exc.sub_msg or exc.msg or exc.sub_code)
+    except errors.PaymentRefused:
+        return RefundState(REFUND_FAILED, "商户尚未授权服务商的支付宝应用，不能退款")
+
+
+def query_refund(order: Order, refund_record, merchant: SubMerchant, provider: Provider) -> RefundState | None:
+    """The refund as its channel sees it now; None when the channel never received it (the
+    caller then asks for it again with the same out_refund_no). Alipay has no separate
+    answer to wait for: asking again answers the refund itself."""
+    try:
+        if order.channel == OFFICIAL_DIRECT:
+            return _wechatpay_refund_state(wechatpay.query_refund(providers.wechat_pay_merchant(provider),
+                                                                  order.sub_mchid, refund_record.out_refund_no))
+        if order.channel == MAIDAN:
+            return _maidan_refund_state(maidan.query_refund(order.sp_mchid, refund_record.out_refund_no))
+    except wechatpay.WechatPayNotFound:
+        return None
+    except maidan.MaidanError as exc:
+        if exc.code == "ORDER_NOT_EXIST":
+            return None
+        raise
+    return refund(order, refund_record, merchant, provider)
+
+
+def check_refundable(order: Order, merchant: SubMerchant, provider: Provider) -> None:
+    """What the channel needs before a refund is written, decided on the records at hand
+    (nothing decrypted): a refusal here leaves no refund and no trace at the channel."""
+    if order.channel == ALIPAY:
+        check_alipay(merchant, provider)
+    elif order.channel == OFFICIAL_DIRECT and not providers.wechat_pay_configured(provider):
+        raise errors.refused(errors.WECHAT_PAY_NOT_CONFIGURED,
+                             f"provider {provider.sp_mchid} has not configured WeChat Pay", param="wechat_pay")

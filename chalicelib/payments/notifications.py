@@ -1,4 +1,4 @@
-"""P2: the channels' payment notifications, each as (status, headers, body) for app.py.
+"""P2 and P6: the channels' payment and refund notifications, each as (status, headers, body) for app.py.
 
 Nothing in a notification is believed before it verifies: WeChat Pay's with the provider's
 platform key (5-minute window, probe signatures refused) and decrypted with its API v3
@@ -17,11 +17,11 @@ from pynamodb.exceptions import DoesNotExist
 from chalicelib import providers
 from chalicelib.errors import Conflict, InvalidField
 from chalicelib.log import logger
-from chalicelib.models.orders import Order
+from chalicelib.models.orders import Order, Refund
 from chalicelib.models.providers import Provider
 from chalicelib.models.sub_merchants import SubMerchant
 from chalicelib.onecode import lookup
-from chalicelib.payments import channels, settle
+from chalicelib.payments import channels, refunds, settle
 from chalicelib.upstream import alipay, maidan, wechatpay
 
 JSON = {"Content-Type": "application/json"}
@@ -29,6 +29,10 @@ TEXT = {"Content-Type": "text/plain; charset=utf-8"}
 ALIPAY_FAIL = (200, TEXT, "fail")
 ALIPAY_SUCCESS = (200, TEXT, alipay.NOTIFICATION_ACK)
 ACCEPTED = (settle.PAID_NOW, settle.DUPLICATE)
+WECHATPAY_REFUND_EVENTS = {"REFUND.SUCCESS": channels.REFUND_SUCCESS, "REFUND.ABNORMAL": channels.REFUND_FAILED,
+                           "REFUND.CLOSED": channels.REFUND_FAILED}
+WECHATPAY_REFUND_FAILURES = {"REFUND.ABNORMAL": "退款异常：用户的收款账户不可用，请在微信支付商户平台处理",
+                             "REFUND.CLOSED": "微信支付已关闭这笔退款"}
 
 
 def _refusal(status: int, message: str) -> tuple[int, dict, str]:
@@ -61,6 +65,8 @@ def wechatpay_notification(account_id: str, sp_mchid: str, headers: dict, body: 
     except (wechatpay.WechatPaySignatureError, wechatpay.WechatPayDecryptionError, ValueError, KeyError) as exc:
         logger.warning("WeChat Pay notification refused", extra={"sp_mchid": sp_mchid, "reason": str(exc)[:200]})
         return _refusal(401, "signature or decryption failed")
+    if notification.event_type in WECHATPAY_REFUND_EVENTS:
+        return _wechatpay_refund(sp_mchid, notification)
     if notification.event_type != "TRANSACTION.SUCCESS":
         logger.warning("WeChat Pay notification not handled", extra={"event_type": notification.event_type})
         return _refusal(400, f"event {notification.event_type} is not handled")
@@ -82,6 +88,8 @@ def maidan_notification(headers: dict, body: bytes | str) -> tuple[int, dict, st
     """`POST /notify/maidan`: answered 204 once applied; 买单 retries anything else."""
     try:
         event = maidan.verify_notification(headers, body)
+        if event.get("event_type") == "REFUND.SUCCESS":
+            return _maidan_refund(maidan.MaidanRefund.from_json(event["refund"]))
         if event.get("event_type") != "TRANSACTION.SUCCESS":
             return _refusal(400, f"event {event.get('event_type')} is not handled")
         paid = maidan.MaidanOrder.from_json(event["order"])
@@ -125,6 +133,8 @@ def alipay_notification(body: bytes | str) -> tuple[int, dict, str]:
         logger.warning("Alipay notification for another seller; nothing changed",
                        extra={"out_trade_no": order.out_trade_no})
         return ALIPAY_FAIL
+    if notification.out_biz_no is not None:
+        return _alipay_refund(order, notification)
     if notification.trade_status not in alipay.PAID_STATUSES:
         return ALIPAY_SUCCESS  # WAIT_BUYER_PAY / TRADE_CLOSED: nothing to record; the sweep closes
     outcome = settle.settle(settle.Payment(
@@ -132,3 +142,84 @@ def alipay_notification(body: bytes | str) -> tuple[int, dict, str]:
         amount_fen=notification.total_fen, upstream_trade_no=notification.trade_no), "notification",
         read=order if notification.out_trade_no == order.out_trade_no else None)
     return ALIPAY_SUCCESS if outcome in ACCEPTED else ALIPAY_FAIL
+
+
+# --- P6 refund notifications -----------------------------------------------------------------
+
+def _refund_mismatch(claimed_no: str, channel: str, sp_mchid: str | None, sub_mchid: str | None, out_trade_no: str,
+                     amount_fen: int | None) -> tuple[Refund | None, str | None]:
+    """The refund a genuine notification names, and why it does not describe it (or None):
+    a channel's own signature proves who sent it, not that it is about our refund."""
+    try:
+        refund = Refund.get(claimed_no, consistent_read=True)
+    except DoesNotExist:
+        return None, "unknown_refund"
+    for why, differs in (("channel", refund.channel != channel),
+                         ("sp_mchid", sp_mchid is not None and sp_mchid != refund.sp_mchid),
+                         ("sub_mchid", sub_mchid is not None and sub_mchid != (refund.sub_mchid or "")),
+                         ("out_trade_no", out_trade_no != refund.out_trade_no),
+                         ("amount", amount_fen is not None and amount_fen != int(refund.amount))):
+        if differs:
+            logger.warning("refund notification does not match its refund; nothing changed",
+                           extra={"out_refund_no": claimed_no, "mismatch": why})
+            return refund, why
+    return refund, None
+
+
+def _refund_settled(outcome: str, why: str | None) -> tuple[int, dict, str]:
+    if why is not None:
+        return _refusal(404 if why == "unknown_refund" else 400, f"refund notification not applied: {why}")
+    return (204, {}, "") if outcome != "unknown" else _refusal(404, "unknown refund")
+
+
+def _wechatpay_refund(sp_mchid: str, notification: wechatpay.Notification) -> tuple[int, dict, str]:
+    """REFUND.SUCCESS / ABNORMAL / CLOSED at the payment notify URL: decrypted already; the
+    resource must name this provider, the order's sub-merchant, our refund and its amount."""
+    resource = notification.resource
+    try:
+        found = notification.refund()
+    except (KeyError, TypeError, ValueError):
+        return _refusal(400, "refund resource malformed")
+    if resource.get("sp_mchid") != sp_mchid:
+        return _refusal(400, "not a refund of this provider")
+    _, why = _refund_mismatch(found.out_refund_no, channels.OFFICIAL_DIRECT, sp_mchid,
+                              str(resource.get("sub_mchid") or ""), found.out_trade_no, found.refund)
+    if why is not None:
+        return _refund_settled("", why)
+    state = WECHATPAY_REFUND_EVENTS[notification.event_type]
+    answer = channels.RefundState(state, WECHATPAY_REFUND_FAILURES.get(notification.event_type), found.refund_id)
+    return _refund_settled(refunds.settle(found.out_refund_no, answer, "notification"), None)
+
+
+def _maidan_refund(found: maidan.MaidanRefund) -> tuple[int, dict, str]:
+    if found.status != "SUCCESS":
+        return _refusal(400, "not a settled refund")
+    _, why = _refund_mismatch(found.out_refund_no, channels.MAIDAN, found.sp_mchid, None, found.out_trade_no,
+                              found.refund)
+    if why is not None:
+        return _refund_settled("", why)
+    answer = channels.RefundState(channels.REFUND_SUCCESS, upstream_refund_id=found.refund_id)
+    return _refund_settled(refunds.settle(found.out_refund_no, answer, "notification"), None)
+
+
+def _alipay_refund(order: Order, notification: alipay.TradeNotification) -> tuple[int, dict, str]:
+    """A trade_status_sync carrying `out_biz_no` (our out_refund_no) and `refund_fee` (all
+    refunded on the trade so far). Alipay's refund answer is synchronous, so this mostly
+    confirms what is settled; it settles a refund whose answer was lost only when the
+    total it reports is the order's refunded amount plus this refund."""
+    refund, why = _refund_mismatch(notification.out_biz_no, channels.ALIPAY, None, None, notification.out_trade_no,
+                                   None)
+    if why is None and refund.out_trade_no != order.out_trade_no:
+        why = "out_trade_no"
+    if why is not None:
+        return ALIPAY_FAIL
+    if refund.state != refunds.PROCESSING:
+        return ALIPAY_SUCCESS
+    if notification.refund_fee_fen != int(order.refunded or 0) + int(refund.amount):
+        logger.warning("Alipay refund notification's total does not match; nothing changed",
+                       extra={"out_refund_no": refund.out_refund_no})
+        return ALIPAY_FAIL
+    refunds.settle(refund.out_refund_no, channels.RefundState(channels.REFUND_SUCCESS,
+                                                              upstream_refund_id=notification.trade_no),
+                   "notification")
+    return ALIPAY_SUCCESS

@@ -3,19 +3,22 @@ manager and clerks on shift) and of a merchant (`/h5/merchants/{id}/orders`, for
 
 Who reads what is `queries.for_phone`'s rule; this module only finds the caller's role (the
 same way the store and merchant pages do), reads one bounded page and words it: time in
-Beijing time, amount in yuan, state in Chinese, the order number to quote on a call.
+Beijing time, amount in yuan, state in Chinese, the order number to quote on a call. On top,
+the summary from the daily totals (C6): today's for a store, today's and this month's for a
+merchant (one Query of at most 31 items); each row opens the order (`/h5/orders/{no}`).
 """
 from __future__ import annotations
 
 from datetime import datetime
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from chalicelib.errors import ApiError
 from chalicelib.h5 import PageResponse, _page
+from chalicelib.models.base import now
 from chalicelib.models.orders import Order
 from chalicelib.onecode import merchant_pages, pages, store_pages
 from chalicelib.onecode.access import NoRoleHere, as_admin, in_store
-from chalicelib.payments import amounts, queries
+from chalicelib.payments import amounts, queries, totals
 
 ORDERS_PER_PAGE = 20
 STATE_NAMES = {"NOTPAY": "待支付", "SUCCESS": "已支付", "CLOSED": "已关闭", "PAYERROR": "支付失败"}
@@ -29,14 +32,36 @@ def _row(order: Order) -> dict:
         state += f"（已退 {amounts.format_yuan(refunded)} 元）"
     return {"time": datetime.fromtimestamp(int(order.created_at), store_pages.SHANGHAI).strftime("%Y-%m-%d %H:%M:%S"),
             "amount": amounts.format_yuan(int(order.total)), "state": state, "paid": order.state == "SUCCESS",
-            "wallet": WALLET_NAMES.get(order.wallet or "", ""), "out_trade_no": order.out_trade_no}
+            "wallet": WALLET_NAMES.get(order.wallet or "", ""), "out_trade_no": order.out_trade_no,
+            "href": f"/h5/orders/{quote(order.out_trade_no, safe='')}"}
+
+
+def _figures(label: str, body: dict) -> dict:
+    return {"label": label, "trade": amounts.format_yuan(body["trade_amount"]), "trade_count": body["trade_count"],
+            "refund": amounts.format_yuan(body["refund_amount"]), "refund_count": body["refund_count"],
+            "net": ("-" if body["net_amount"] < 0 else "") + amounts.format_yuan(abs(body["net_amount"]))}
+
+
+def summaries(scope: str, with_month: bool, at: int | None = None) -> list[dict]:
+    """Today's figures (and this month's) of one daily-totals scope, worded for the phone."""
+    today = totals.day_of(now() if at is None else at)
+    first = today[:8] + "01" if with_month else today
+    month = totals.summarize([scope], first, today).body()
+    today_body = dict(month, **{name: month["days"][-1][name] for name in
+                                ("trade_amount", "trade_count", "refund_amount", "refund_count")})
+    today_body["net_amount"] = today_body["trade_amount"] - today_body["refund_amount"]
+    shown = [_figures("今日", today_body)]
+    if with_month:
+        shown.append(_figures("本月", month))
+    return shown
 
 
 def _with_query(path: str, query: dict) -> str:
     return path + (f"?{urlencode(query)}" if query else "")
 
 
-def _orders_page(actor, heading: str, subheading: str, back: str, path: str, query: dict) -> PageResponse:
+def _orders_page(actor, heading: str, subheading: str, back: str, path: str, query: dict,
+                 summary: tuple[str, bool]) -> PageResponse:
     try:
         found = queries.for_phone(actor, ORDERS_PER_PAGE, query.get("cursor"))
     except queries.ClerkOffShift as exc:
@@ -44,7 +69,7 @@ def _orders_page(actor, heading: str, subheading: str, back: str, path: str, que
     except ApiError as exc:
         return pages.refusal_page(exc)
     return pages.html("phone_orders.html", title=f"{heading} · 订单", heading=heading, subheading=subheading,
-                      back=back, orders=[_row(order) for order in found.data],
+                      back=back, orders=[_row(order) for order in found.data], summaries=summaries(*summary),
                       next_page=f"{path}?{urlencode({'cursor': found.next_cursor})}" if found.next_cursor else None)
 
 
@@ -68,7 +93,8 @@ def store_orders_page(store_id: str, cookie: str | None, query: dict) -> PageRes
     if refusal is not None:
         return refusal
     actor, store = found
-    return _orders_page(actor, store.name, "门店订单", store_pages.path_of(store_id), path, query)
+    return _orders_page(actor, store.name, "门店订单", store_pages.path_of(store_id), path, query,
+                        (totals.store_scope(store_id), False))
 
 
 def merchant_orders_page(merchant_id: str, cookie: str | None, query: dict) -> PageResponse:
@@ -78,4 +104,5 @@ def merchant_orders_page(merchant_id: str, cookie: str | None, query: dict) -> P
     actor, refusal = _signed_in_as(lambda openid: as_admin(merchant_id, openid), path, cookie, query)
     if refusal is not None:
         return refusal
-    return _orders_page(actor, "全部订单", "商户所有门店的订单", merchant_pages.path_of(merchant_id), path, query)
+    return _orders_page(actor, "全部订单", "商户所有门店的订单", merchant_pages.path_of(merchant_id), path, query,
+                        (totals.merchant_scope(merchant_id), True))

@@ -60,6 +60,27 @@ export async function qrImage(pngPath, signal) {
   return URL.createObjectURL(await response.blob());
 }
 
+/**
+ * A text answer (a CSV chunk) with the session: its text and the `X-Next-Cursor` header
+ * (null on the last chunk). Errors are ApiError, as for api().
+ */
+export async function textChunk(path, signal) {
+  let response;
+  try {
+    response = await fetch(path, {headers: headers({Accept: "text/csv"}), signal});
+  } catch (error) {
+    if (error.name === "AbortError") throw error;
+    throw new ApiError(0, {code: "network_error"}, null);
+  }
+  if (!response.ok) {
+    const isJson = response.headers.get("Content-Type")?.startsWith("application/json");
+    const error = new ApiError(response.status, isJson ? (await response.json())?.error : null, response.headers.get("X-Request-Id"));
+    if (response.status === 401) listeners.signedOut(error);
+    throw error;
+  }
+  return {text: await response.text(), nextCursor: response.headers.get("X-Next-Cursor") || null};
+}
+
 /** Every item of a list (following next_cursor), for small lists such as filter choices. */
 export async function all(path, {signal, max = 500} = {}) {
   const items = [];

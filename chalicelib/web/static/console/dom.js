@@ -23,9 +23,13 @@ export function append(node, ...children) {
   return node;
 }
 
+/** Every time the console shows is Beijing time, whatever the browser's zone (the days of the
+ * transaction summary are Beijing dates too). */
+export const BEIJING = "Asia/Shanghai";
+
 export function time(seconds) {
   if (!seconds) return "—";
-  return new Date(seconds * 1000).toLocaleString("zh-CN", {hour12: false});
+  return new Date(seconds * 1000).toLocaleString("zh-CN", {hour12: false, timeZone: BEIJING});
 }
 
 export function duration(seconds) {
@@ -61,8 +65,9 @@ export function link(text, href, attrs = {}) {
   return h("a", {href, ...attrs}, text);
 }
 
-export function download(filename, text) {
-  const url = URL.createObjectURL(new Blob([text], {type: "text/plain;charset=utf-8"}));
+/** Save `content` (a text, a Blob, or a list of them: the chunks of an export) as a file. */
+export function download(filename, content, type = "text/plain;charset=utf-8") {
+  const url = URL.createObjectURL(new Blob([content].flat(), {type}));
   const anchor = h("a", {href: url, download: filename});
   document.body.appendChild(anchor);
   anchor.click();

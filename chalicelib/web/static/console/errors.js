@@ -69,11 +69,19 @@ export const ERROR_TEXT = {
   payer_missing: "无法识别付款人，请重新扫码",
   // P7 orders on the phone
   clerk_off_shift: "店员需要上班打卡后才能查看门店订单",
+  // P6 refunds
+  order_not_paid: "只有已支付的订单可以退款",
+  refund_in_progress: "该订单有一笔退款正在处理，完成后才能再次退款",
+  amount_exceeds_refundable: "退款金额超过了可退金额",
+  order_changed: "订单刚刚发生了变化，请刷新后重试",
   // the console itself
   network_error: "网络连接失败，请检查网络后重试",
   yuan_not_a_number: "请填写以元为单位的金额，例如 5000 或 12.50",
   yuan_too_many_decimals: "金额最多两位小数（精确到分）",
   yuan_out_of_range: "单笔限额须在 0.01 至 1,000,000.00 元之间；留空表示不单独限额",
+  refund_amount_missing: "请填写退款金额",
+  refund_amount_out_of_range: "退款金额须在 0.01 元至可退金额之间",
+  refund_reason_too_long: "退款原因不超过 80 个字",
 };
 
 /** The Chinese text of an ApiError (or any error): known code, else a fallback naming the code. */

@@ -9,12 +9,13 @@ import {account} from "./state.js";
 import {qrPanel, toast} from "./ui.js";
 import * as providers from "./providers.js";
 import * as merchants from "./merchants.js";
+import * as transactions from "./transactions.js";
 import * as subServiceProviders from "./sub-service-providers.js";
 import * as jobs from "./jobs.js";
 import * as audit from "./audit.js";
 import * as accountSection from "./account.js";
 
-const SECTIONS = [providers, merchants, subServiceProviders, jobs, audit, accountSection];
+const SECTIONS = [providers, merchants, transactions, subServiceProviders, jobs, audit, accountSection];
 const ROLE_KEY = "cloudpay_role";
 const $ = (id) => document.getElementById(id);
 let gate = null;

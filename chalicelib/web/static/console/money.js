@@ -43,3 +43,19 @@ export function parseYuan(text, param, maxFen = PAY_LIMIT_MAX_FEN) {
   if (fen < 1 || fen > maxFen) throw new AmountError("yuan_out_of_range", param);
   return fen;
 }
+
+/**
+ * Fen for a partial refund typed in yuan: required, from 0.01 up to what the order still has
+ * to refund (checked before sending; the API checks again under its condition).
+ */
+export function parseRefundYuan(text, param, refundableFen) {
+  if (!String(text ?? "").trim()) throw new AmountError("refund_amount_missing", param);
+  let fen;
+  try {
+    fen = parseYuan(text, param, Number.MAX_SAFE_INTEGER);
+  } catch (error) {
+    throw error.code === "yuan_out_of_range" ? new AmountError("refund_amount_out_of_range", param) : error;
+  }
+  if (fen > refundableFen) throw new AmountError("refund_amount_out_of_range", param);
+  return fen;
+}

@@ -8,7 +8,7 @@ import {parseYuan, yuan, yuanText} from "./money.js";
 import {navigate} from "./router.js";
 import {asRole, readOnly} from "./state.js";
 import {pagedTable} from "./table.js";
-import {qrDialog, statusBadge, toast, toastError} from "./ui.js";
+import {confirm, qrDialog, secretsOnceDialog, statusBadge, toast, toastError} from "./ui.js";
 
 export const section = {id: "providers", label: "服务商", home: "/providers", roles: ["owner", "sub_service_provider"]};
 
@@ -20,7 +20,7 @@ export const BASIC_FIELDS = [
   {name: "name", label: "名称", required: true},
   {name: "short_name", label: "简称"},
   {name: "logo_url", label: "Logo 图片地址", hint: HTTPS},
-  {name: "callback_url", label: "交易完成回调地址", hint: HTTPS},
+  {name: "callback_url", label: "交易完成回调地址", hint: HTTPS + "；付款成功和退款成功时，平台向此地址推送带签名的通知（回调密钥在服务商详情中生成）"},
   {name: "ad_image_url", label: "支付结果页广告图片", hint: HTTPS},
   {name: "ad_link_url", label: "广告链接", hint: HTTPS},
   {name: "remark", label: "备注", type: "textarea"},
@@ -176,6 +176,38 @@ async function editView(ctx) {
   append(ctx.view, pageHead("编辑服务商 · " + provider.name), card(null, view.element));
 }
 
+function secretSetText(setAt) {
+  return setAt ? `已设置于 ${time(setAt)}` : "未设置";
+}
+
+/**
+ * 交易完成回调 (B5): the URL (edited in the form) and the signing secret, made or rotated
+ * here and shown once; afterwards the page says only when it was set.
+ */
+function callbackCard(provider) {
+  const sp = provider.sp_mchid;
+  const state = h("span", {id: "callback-secret-state"}, secretSetText(provider.callback_secret_set_at));
+  let setAt = provider.callback_secret_set_at;
+  const action = button(setAt ? "轮换密钥" : "生成密钥", async () => {
+    if (setAt && !await confirm({title: "轮换回调密钥", confirmText: "轮换",
+      message: "轮换后旧密钥立即失效：接收方需要改用新密钥验签，否则会拒收之后的回调。"})) return;
+    action.disabled = true;
+    try {
+      const made = await api("POST", `/v1/providers/${encodeURIComponent(sp)}/callback-secret`, {idempotencyKey: false});
+      setAt = made.set_at;
+      state.textContent = secretSetText(setAt);
+      action.textContent = "轮换密钥";
+      secretsOnceDialog({title: "回调密钥", filename: `callback-secret-${sp}.txt`,
+        intro: "接收方用它验证每次回调的 Cloudpay-Signature 头（t=时间戳,v1=HMAC-SHA256(密钥, \"时间戳.请求体\")）。",
+        secrets: [{name: "callback_secret", label: "回调密钥", value: made.callback_secret, filename: `callback-secret-${sp}.txt`}]});
+    } catch (error) { toastError(error); } finally { action.disabled = false; }
+  }, {kind: "ghost small", id: "callback-secret"});
+  return card("交易完成回调", h("div", {id: "provider-callback"}, facts([
+    ["回调地址", provider.callback_url || "未设置（点“编辑”填写）"],
+    ["回调密钥", h("span", {class: "with-action"}, state, action)]]),
+    h("p", {class: "note", text: "付款成功和退款成功时推送；未收到 2xx 应答时按指数退避重试至少 24 小时。每次推送的投递记录在订单详情的“回调记录”中。"})));
+}
+
 function secretFact(state) {
   return state?.set ? `已设置 · ${time(state.set_at)}` : "未设置";
 }
@@ -219,9 +251,10 @@ async function detailView(ctx) {
       ["来源", SOURCE[provider.source] || provider.source],
       ["买单服务商助手", provider.maidan_assistant?.bound ? `已绑定 · ${time(provider.maidan_assistant.bound_at)}` : "未绑定"],
       ["归属确认", provider.claim?.proven ? "已确认（买单管理员扫码或绑定助手）" : "未确认（手动添加，需用买单管理员扫码同步或绑定助手确认）"],
-      ["Logo", provider.logo_url], ["交易完成回调地址", provider.callback_url], ["广告图片", provider.ad_image_url],
+      ["Logo", provider.logo_url], ["广告图片", provider.ad_image_url],
       ["广告链接", provider.ad_link_url], ["备注", provider.remark], ["创建时间", time(provider.created_at)],
       ["更新时间", time(provider.updated_at)]])),
+    callbackCard(provider),
     card("收款设置", h("div", {id: "payment-settings"}, facts([
       ["单笔限额", provider.pay_limit_fen != null ? yuan(provider.pay_limit_fen) : "未单独设置（使用平台默认限额）"],
       ...["review", "coupon"].map((slot) => {
