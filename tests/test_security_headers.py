@@ -34,6 +34,8 @@ def _html_pages(client, phone) -> dict:
                       "/h5/merchants/{merchant_id}/orders": ("GET", "/h5/merchants/m_none/orders"),
                       "/h5/merchants/{merchant_id}/{action}": ("POST", "/h5/merchants/m_none/admins"),
                       "/h5/me": ("GET", "/h5/me"),
+                      "/h5/orders/{out_trade_no}": ("GET", "/h5/orders/no-such-order"),
+                      "/h5/orders/{out_trade_no}/refund": ("POST", "/h5/orders/no-such-order/refund"),
                       "/h5/codes/{code_id}/image.png": ("GET", "/h5/codes/no-such-code/image.png"),
                       "/h5/codes/{code_id}/image.svg": ("GET", "/h5/codes/no-such-code/image.svg")}
     guest = phone("guest-01")
