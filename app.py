@@ -465,8 +465,10 @@ def get_order(caller, out_trade_no):
     """P7/C6: one order by out_trade_no, for its owner or its sub-service-provider, with its
     refunds (oldest first) and its callback and clerk-message deliveries."""
     order = payment_queries.for_console(caller.account_id, out_trade_no)
-    return 200, payment_queries.order_view(order) | {"refunds": refunds.views_for_order(order.out_trade_no),
-                                                     **deliveries.views_for_order(order.out_trade_no)}
+    return 200, payment_queries.named_view(order) | {"refunds": refunds.views_for_order(order.out_trade_no),
+                                                     **deliveries.views_for_order(
+                                                         order.out_trade_no,
+                                                         owner=order.account_id == caller.account_id)}
 
 
 @console("/v1/orders/{out_trade_no}/callbacks/resend", methods=("POST",))

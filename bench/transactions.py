@@ -4,12 +4,17 @@
   (calls by operation and items read); the totals are written straight into the daily-totals
   table as `totals.record_once` would have left them (counting 100,000 orders one transaction
   at a time would take moto an hour), so what is measured is the read side;
+- a sub-service-provider's summary over 1,000 attributed merchants (one daily-totals Query
+  each): calls and time one Query at a time and SUMMARY_WORKERS at a time, in plain moto
+  and with 10 ms added to each Query (a DynamoDB round trip from Lambda; moto in-process
+  answers in CPU time, which threads cannot overlap);
 - CSV export: throughput (orders/s) and the writer's peak memory (tracemalloc) over 100,000
   generated Order objects, and the DynamoDB-backed export of 5,000 stored orders (one chunk):
   orders/s and the Query calls it made.
 """
 from __future__ import annotations
 
+import contextlib
 import time
 import tracemalloc
 from collections import defaultdict
@@ -18,6 +23,9 @@ from tests import environment
 
 ORDERS = 100_000
 STORED_FOR_EXPORT = 5_000
+ATTRIBUTED_MERCHANTS = 1_000
+SALES_DAYS = 1
+ROUND_TRIP_SECONDS = 0.010
 
 
 def _daily_totals(shop, count: int) -> dict:
@@ -33,6 +41,57 @@ def _daily_totals(shop, count: int) -> dict:
             counter[0] += int(order.total)
             counter[1] += 1
     return counters
+
+
+@contextlib.contextmanager
+def _round_trip_added(seconds: float):
+    """Every DynamoDB Query waits `seconds` more, as a network round trip would (the wait
+    releases the GIL, as waiting on a socket does)."""
+    from botocore.client import BaseClient
+
+    original = BaseClient._make_api_call
+
+    def delayed(self, operation_name, api_params):
+        if operation_name == "Query":
+            time.sleep(seconds)
+        return original(self, operation_name, api_params)
+
+    BaseClient._make_api_call = delayed
+    try:
+        yield
+    finally:
+        BaseClient._make_api_call = original
+
+
+def _many_merchants_summary(figures: dict) -> None:
+    """A sub-service-provider's 30-day summary summed over ATTRIBUTED_MERCHANTS merchants,
+    each with SALES_DAYS days of totals."""
+    from chalicelib.models.daily_totals import DailyTotals
+    from chalicelib.payments import totals
+    from tests import transactions_data as data
+    from tests.dynamodb_calls import counting_aws_calls
+
+    scopes = [totals.merchant_scope(f"m_ssp_{number:04d}") for number in range(ATTRIBUTED_MERCHANTS)]
+    first, last = totals.day_of(data.START), totals.day_of(data.START + 29 * data.DAY)
+    with DailyTotals.batch_write() as batch:
+        for number, scope in enumerate(scopes):
+            for day in range(SALES_DAYS):
+                batch.save(DailyTotals(scope, totals.day_of(data.START + day * 3 * data.DAY), trade_amount=number + 1,
+                                       trade_count=1))
+    workers = totals.SUMMARY_WORKERS
+    for label, round_trip in (("moto", 0.0), ("moto_plus_10ms", ROUND_TRIP_SECONDS)):
+        for pool in (1, workers):
+            totals.SUMMARY_WORKERS = pool
+            try:
+                with _round_trip_added(round_trip), counting_aws_calls() as calls:
+                    started = time.perf_counter()
+                    body = totals.summarize(scopes, first, last).body()
+                    figures[f"ssp_{label}_{pool}_seconds"] = time.perf_counter() - started
+            finally:
+                totals.SUMMARY_WORKERS = workers
+            figures["ssp_calls"] = dict(calls)
+            figures["ssp_trade_count"] = body["trade_count"]
+    figures["ssp_workers"] = workers
 
 
 def measure() -> dict:
@@ -59,6 +118,7 @@ def measure() -> dict:
         figures["summary_items_read"] = sum(read[2] for read in reads)
         figures["summary_trade_count"] = body["trade_count"]
         figures["summary_days"] = len(body["days"])
+        _many_merchants_summary(figures)
 
         stored = list(data.orders(shop, STORED_FOR_EXPORT, seed=12))
         data.save_all(stored)
@@ -92,6 +152,12 @@ def report() -> None:
     print(f"  90-day summary over the totals of {ORDERS:,} orders ({figures['summary_days']} days, "
           f"{figures['summary_trade_count']:,} orders counted): {figures['summary_seconds'] * 1000:.1f} ms, "
           f"DynamoDB calls {figures['summary_calls']}, items read {figures['summary_items_read']}")
+    workers = figures["ssp_workers"]
+    print(f"  sub-service-provider summary over {ATTRIBUTED_MERCHANTS:,} merchants ({figures['ssp_trade_count']:,} "
+          f"day items summed), DynamoDB calls {figures['ssp_calls']}:")
+    for label, name in (("moto", "plain moto"), ("moto_plus_10ms", "moto + 10 ms per Query")):
+        print(f"    {name}: one at a time {figures[f'ssp_{label}_1_seconds']:.2f} s, "
+              f"{workers} at a time {figures[f'ssp_{label}_{workers}_seconds']:.2f} s")
     print(f"  CSV writer over {ORDERS:,} orders: {figures['writer_orders_per_second']:,.0f} orders/s, "
           f"{figures['writer_output_bytes'] / 1e6:.1f} MB written, peak memory "
           f"{figures['writer_peak_bytes'] / 1e6:.2f} MB (tracemalloc)")

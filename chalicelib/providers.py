@@ -11,6 +11,7 @@ import re
 from secrets import token_urlsafe
 from urllib.parse import urlsplit
 
+import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -26,7 +27,7 @@ from chalicelib.models.base import condition_failed, now, transaction
 from chalicelib.models.providers import Provider
 from chalicelib.models.sub_merchants import SubMerchant
 from chalicelib.models.sub_service_providers import SubServiceProvider
-from chalicelib.upstream import alipay, wechatpay
+from chalicelib.upstream import alipay, provider_callback, wechatpay
 
 PROVIDERS_LIST = "providers"
 _SP_MCHID = re.compile(r"^\d{8,10}$")
@@ -63,21 +64,44 @@ def _text(value, param: str, limit: int, required: bool = False) -> str | None:
 def https_url(value, param: str) -> str | None:
     if value is None or value == "":
         return None
-    parts = urlsplit(value) if isinstance(value, str) else None
+    try:
+        parts = urlsplit(value) if isinstance(value, str) else None
+    except ValueError:  # "https://[::1" and other unparsable text
+        parts = None
     if parts is None or parts.scheme != "https" or not parts.netloc or len(value) > 512:
         raise InvalidField(param, f"{param} must be an https:// URL of at most 512 characters")
     return value
 
 
+def local_receivers_allowed() -> bool:
+    """B5: on the local and test stages a callback URL may be http:// and point at this
+    machine (the sandbox's receiver); nowhere else."""
+    return settings.current().stage in ("local", "test")
+
+
 def callback_url(value) -> str | None:
-    """B5: https, or http on the local and test stages (whose receiver is the sandbox's)."""
-    if settings.current().stage not in ("local", "test"):
-        return https_url(value, "callback_url")
+    """B5: an https URL (http too on the local and test stages) that httpx, which sends it,
+    can parse, whose host is not spelled as a loopback, private or reserved address (each
+    attempt checks again what the name resolves to: provider_callback)."""
     if value is None or value == "":
         return None
-    parts = urlsplit(value) if isinstance(value, str) else None
-    if parts is None or parts.scheme not in ("https", "http") or not parts.netloc or len(value) > 512:
-        raise InvalidField("callback_url", "callback_url must be an http(s):// URL of at most 512 characters")
+    local = local_receivers_allowed()
+    rule = f"callback_url must be an {'http(s)' if local else 'https'}:// URL of at most 512 characters"
+    if not isinstance(value, str) or len(value) > 512:
+        raise InvalidField("callback_url", rule)
+    try:
+        parts = httpx.URL(value)
+    except (httpx.InvalidURL, ValueError):
+        raise InvalidField("callback_url", rule) from None
+    if parts.scheme not in (("https", "http") if local else ("https",)) or not parts.host or \
+            not 0 < (parts.port or 443) < 65536:
+        raise InvalidField("callback_url", rule)
+    address = provider_callback.literal_address(parts.host)
+    loopback_name = parts.host == "localhost" or parts.host.endswith(".localhost")
+    if local and (loopback_name or (address is not None and address.is_loopback)):
+        return value
+    if loopback_name or (address is not None and not provider_callback.is_public(address)):
+        raise InvalidField("callback_url", "callback_url must not point at a loopback, private or reserved address")
     return value
 
 

@@ -126,7 +126,7 @@ class RefundRecord:
     refund_id: str
     created_at: float
     settles_at: float
-    outcome: str  # SUCCESS | ABNORMAL, reached at settles_at
+    outcome: str  # SUCCESS | ABNORMAL, reached at settles_at (ABNORMAL may later turn SUCCESS)
 
     def status(self, now: float) -> str:
         return self.outcome if now >= self.settles_at else "PROCESSING"
@@ -695,6 +695,27 @@ def create_refund(merchant: Merchant):
     return signed(200, refund_json(record, now))
 
 
+def complete_abnormal_refund(world, out_refund_no: str) -> RefundRecord:
+    """The merchant handled an ABNORMAL refund in the merchant platform (e.g. 退款到银行卡)
+    and WeChat Pay paid it out: from now on it is SUCCESS, and REFUND.SUCCESS goes to the
+    refund's notify_url as for any refund that succeeds. Raises Refusal unless it is ABNORMAL."""
+    wechatpay, now = state_of(world), world.clock.now()
+    with world.lock:
+        record = next((r for key, r in wechatpay.refunds.items() if key[2] == out_refund_no), None)
+        if record is None:
+            raise Refusal(404, "RESOURCE_NOT_EXISTS", "退款单不存在")
+        if record.status(now) != "ABNORMAL":
+            raise Refusal(400, "INVALID_REQUEST", f"退款状态为{record.status(now)}，不是 ABNORMAL")
+        record.outcome, record.settles_at = "SUCCESS", now
+    notify_url = record.request.get("notify_url")
+    if notify_url:
+        merchant = wechatpay.merchants[record.order.sp_mchid]
+        build = notification_builder(world, merchant, "REFUND.SUCCESS", "退款成功", "refund",
+                                     refund_json(record, now, notification=True), at=now)
+        enqueue_notification(world, notify_url, build, at=now)
+    return record
+
+
 @blueprint.get("/v3/refund/domestic/refunds/<out_refund_no>")
 @v3_api
 def query_refund(merchant: Merchant, out_refund_no: str):
@@ -758,6 +779,16 @@ def pay(out_trade_no: str):
     except Refusal as refusal:
         return _sandbox_error(refusal)
     return jsonify({"transaction": transaction_json(order), "notification": notification.notification_id})
+
+
+@blueprint.post("/sandbox/refunds/<out_refund_no>/complete")
+def complete_refund(out_refund_no: str):
+    """Play the merchant handling an ABNORMAL refund at WeChat Pay: it becomes SUCCESS."""
+    try:
+        record = complete_abnormal_refund(world(), out_refund_no)
+    except Refusal as refusal:
+        return _sandbox_error(refusal)
+    return jsonify(refund_json(record, world().clock.now()))
 
 
 @blueprint.post("/sandbox/notifications/forge")

@@ -85,9 +85,9 @@ def test_a_store_code_payment_tells_exactly_the_staff_with_messages_on_and_on_sh
         expected.add(manager.user_id)
     assert sorted(told(sandbox)) == sorted(expected)
     assert invited.user_id not in told(sandbox)
-    messages = deliveries.views_for_order(order.out_trade_no)["messages"]
+    messages = deliveries.views_for_order(order.out_trade_no, owner=True)["messages"]
     assert {m["state"] for m in messages} == {"delivered"} and len(messages) == len(expected)
-    first = sent_messages(sandbox)[0]
+    first = next(m for m in sent_messages(sandbox) if m["user_id"] == staff[(True, True)].user_id)
     assert first["data"] == {"thing1": "一号门店", "amount2": "¥12.34", "time3": first["data"]["time3"],
                              "character_string4": order.out_trade_no}
     assert first["url"] == f"http://h5.test/h5/orders/{order.out_trade_no}"
@@ -102,7 +102,7 @@ def test_a_clerk_code_payment_tells_only_that_clerk(sandbox):
     deliveries.fan_out(outbox.order_paid_item(order, now()), order, None)
 
     assert told(sandbox) == [clerk.user_id]
-    [message] = deliveries.views_for_order(order.out_trade_no)["messages"]
+    [message] = deliveries.views_for_order(order.out_trade_no, owner=True)["messages"]
     assert (message["recipient_name"], message["state"], message["attempts"]) == ("own", "delivered", 1)
     assert other.user_id not in told(sandbox)
 
@@ -114,7 +114,7 @@ def test_a_clerk_code_payment_to_a_clerk_off_shift_tells_nobody_unless_the_store
 
     deliveries.fan_out(outbox.order_paid_item(order, now()), order, None)
 
-    assert told(sandbox) == [] and deliveries.views_for_order(order.out_trade_no)["messages"] == []
+    assert told(sandbox) == [] and deliveries.views_for_order(order.out_trade_no, owner=True)["messages"] == []
 
 
 def test_duplicate_work_items_still_send_one_message_per_clerk(sandbox):
@@ -133,7 +133,7 @@ def test_duplicate_work_items_still_send_one_message_per_clerk(sandbox):
     assert sorted(told(sandbox)) == sorted(c.user_id for c in clerks)
     assert sorted(d.delivery_id for d in Delivery.scan()) == sorted(
         deliveries.message_id(order.out_trade_no, c.staff_id) for c in clerks)
-    assert [m["attempts"] for m in deliveries.views_for_order(order.out_trade_no)["messages"]] == [1, 1]
+    assert [m["attempts"] for m in deliveries.views_for_order(order.out_trade_no, owner=True)["messages"]] == [1, 1]
 
 
 def test_a_failing_template_call_is_retried_later_and_then_delivered_once(sandbox):
@@ -148,7 +148,7 @@ def test_a_failing_template_call_is_retried_later_and_then_delivered_once(sandbo
     delivery = Delivery.get(deliveries.message_id(order.out_trade_no, clerk.staff_id))
     assert (delivery.state, delivery.attempts, told(sandbox)) == ("pending", 1, [])
     assert delivery.next_attempt_at == start + deliveries.MESSAGE_RETRY_SECONDS[0]
-    assert "system busy" in delivery.log[0].error
+    assert delivery.log[0].error == "微信接口暂时无法访问"
     assert deliveries.sweep_due(at=start + 59)["examined"] == 0
 
     assert deliveries.sweep_due(at=start + 60)["attempted"] == 1
@@ -188,7 +188,7 @@ def test_a_clerk_who_unsubscribed_fails_at_once_without_retries(sandbox):
 
     delivery = Delivery.get(deliveries.message_id(order.out_trade_no, clerk.staff_id))
     assert (delivery.state, delivery.attempts, delivery.due_shard) == ("failed", 1, None)
-    assert "43004" in delivery.log[0].error
+    assert delivery.log[0].error == "店员未关注公众号（43004）"
 
 
 @pytest.mark.parametrize("change", ["messages_off", "clocked_out", "removed"])
@@ -220,3 +220,37 @@ def test_no_openid_is_stored_in_a_delivery(sandbox):
 
     [stored] = [d.attribute_values for d in Delivery.scan()]
     assert stored["state"] == "delivered" and clerk.openid not in repr(stored)
+
+
+def test_a_message_to_a_clerk_off_shift_carries_no_link_to_the_order_page_they_may_not_open(sandbox):
+    make_store(notify_off_shift=True)
+    resting, working = make_staff(sandbox, "resting", on_shift=False), make_staff(sandbox, "working")
+    order = paid_order()
+
+    deliveries.fan_out(outbox.order_paid_item(order, now()), order, None)
+
+    sent = {m["user_id"]: m for m in sent_messages(sandbox)}
+    assert set(sent) == {resting.user_id, working.user_id}
+    assert "url" not in sent[resting.user_id] or not sent[resting.user_id]["url"]
+    assert sent[resting.user_id]["data"]["character_string4"] == order.out_trade_no
+    assert sent[working.user_id]["url"] == f"http://h5.test/h5/orders/{order.out_trade_no}"
+
+
+def test_the_message_log_says_in_chinese_why_a_clerk_was_not_told(sandbox):
+    make_store()
+    resting, unfollowed = make_staff(sandbox, "resting"), make_staff(sandbox, "unfollowed")
+    sandbox.users[unfollowed.user_id].subscribed = False
+    to_resting, to_unfollowed = paid_order(clerk_id=resting.staff_id), paid_order(clerk_id=unfollowed.staff_id)
+    start = now()
+    sandbox.faults.arm("wechat", "RATE_LIMITED")
+    deliveries.fan_out(outbox.order_paid_item(to_resting, start), to_resting, None, at=start)
+    deliveries.fan_out(outbox.order_paid_item(to_unfollowed, start), to_unfollowed, None, at=start)
+    resting.update(actions=[Staff.on_shift.set(False)])
+
+    deliveries.sweep_due(at=start + 60)
+
+    def errors(order):
+        [message] = deliveries.views_for_order(order.out_trade_no, owner=True)["messages"]
+        return [entry["error"] for entry in message["log"]]
+    assert errors(to_resting) == ["微信接口出错（45011）", "店员已下班"]
+    assert errors(to_unfollowed) == ["店员未关注公众号（43004）"]

@@ -3,6 +3,7 @@
 hundred generated orders across days, merchants, stores, clerks and channels."""
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 from collections import defaultdict
@@ -10,10 +11,14 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from botocore.client import BaseClient
+from botocore.exceptions import ClientError
+from pynamodb.exceptions import TransactWriteError
 
 from chalicelib.models.daily_totals import DailyTotals
 from chalicelib.models.orders import Order
 from chalicelib.models.qrcodes import QrCode
+from chalicelib.models.sub_merchants import SubMerchant
 from chalicelib.onecode.models import Store
 from chalicelib.payments import outbox, totals
 from chalicelib.payments.models import OutboxItem
@@ -247,3 +252,103 @@ def test_a_refund_counts_on_its_own_day_in_every_scope_of_its_order(paid_order):
     for scope in totals.scopes_of(paid_order):
         record = DailyTotals.get(scope, day)
         assert (record.refund_amount, record.refund_count, record.trade_count) == (150, 1, 0), scope
+
+
+@contextlib.contextmanager
+def transactions_conflicting(times: int):
+    """The next `times` TransactWriteItems calls are cancelled as DynamoDB cancels a
+    transaction that touches an item another transaction is writing (TransactionConflict)."""
+    original, conflicts = BaseClient._make_api_call, {"left": times, "made": 0}
+
+    def conflicting(self, operation_name, api_params):
+        if operation_name == "TransactWriteItems" and conflicts["left"] > 0:
+            conflicts["left"] -= 1
+            conflicts["made"] += 1
+            reasons = [{"Code": "None"}] * (len(api_params["TransactItems"]) - 1)
+            raise ClientError({"Error": {"Code": "TransactionCanceledException", "Message": "Transaction cancelled"},
+                               "CancellationReasons": [*reasons, {"Code": "TransactionConflict",
+                                                                  "Message": "Transaction is ongoing for the item"}]},
+                              operation_name)
+        return original(self, operation_name, api_params)
+
+    BaseClient._make_api_call = conflicting
+    try:
+        yield conflicts
+    finally:
+        BaseClient._make_api_call = original
+
+
+def test_a_count_cancelled_by_a_concurrent_payments_transaction_is_retried_at_once_and_counted_once(paid_order):
+    item = outbox.order_paid_item(paid_order, int(paid_order.paid_at))
+    item.save()
+
+    with transactions_conflicting(2) as conflicts:
+        counted = totals.record_once(item, paid_order, None)
+
+    assert counted is True and conflicts["made"] == 2
+    assert day_totals(paid_order) == [(paid_order.total, 1)]
+    assert OutboxItem.get(item.item_id).counted_at is not None
+
+
+def test_a_conflict_that_outlasts_the_retries_raises_for_the_queue_and_counts_nothing(paid_order):
+    item = outbox.order_paid_item(paid_order, int(paid_order.paid_at))
+    item.save()
+
+    with transactions_conflicting(totals.RECORD_ATTEMPTS) as conflicts, pytest.raises(TransactWriteError):
+        totals.record_once(item, paid_order, None)
+
+    assert conflicts["made"] == totals.RECORD_ATTEMPTS
+    assert day_totals(paid_order) == []
+    assert OutboxItem.get(item.item_id).counted_at is None
+    assert totals.record_once(OutboxItem.get(item.item_id), paid_order, None) is True  # the queue's retry
+
+
+def attributed_merchants(owner, reseller, count: int) -> list[str]:
+    """`count` merchants attributed to the reseller, stored as attribution leaves them, each
+    with a paid day in its daily totals (merchant number n took n+1 yuan in n % 3 + 1 orders)."""
+    merchant_ids = [f"m_many_{number:03d}" for number in range(count)]
+    data.save_all([SubMerchant(account_id=owner.account_id, merchant_id=merchant_id, sp_mchid=data.SP_MCHID,
+                               provider_key=f"{owner.account_id}#{data.SP_MCHID}", ssp_account_id=reseller.account_id,
+                               order_prefix=f"MM{number:03d}", name=f"商户{number}", channel="official_direct",
+                               source="manual", created_at=0, updated_at=0)
+                   for number, merchant_id in enumerate(merchant_ids)]
+                  + [DailyTotals(totals.merchant_scope(merchant_id), FIRST_DAY, trade_amount=(number + 1) * 100,
+                                 trade_count=number % 3 + 1)
+                     for number, merchant_id in enumerate(merchant_ids)])
+    return merchant_ids
+
+
+def test_a_sub_service_provider_with_many_merchants_is_summed_right_with_the_queries_in_parallel(owner, reseller):
+    count = 40
+    attributed_merchants(owner, reseller, count)
+    threads = set()
+    original = BaseClient._make_api_call
+
+    def noting_the_thread(self, operation_name, api_params):
+        if operation_name == "Query" and "daily-totals" in api_params["TableName"]:
+            threads.add(threading.get_ident())
+        return original(self, operation_name, api_params)
+
+    BaseClient._make_api_call = noting_the_thread
+    try:
+        answer = summary(reseller)
+    finally:
+        BaseClient._make_api_call = original
+
+    assert answered(answer) == {FIRST_DAY: [sum((n + 1) * 100 for n in range(count)),
+                                            sum(n % 3 + 1 for n in range(count)), 0, 0]}
+    assert answered(summary(owner, sub_service_provider=reseller.account_id)) == answered(answer)
+    assert 1 < len(threads) <= totals.SUMMARY_WORKERS
+
+
+def test_a_summary_by_a_foreign_or_unknown_sub_service_provider_is_the_same_404(owner, reseller, stranger):
+    shop = make_shop(owner, "渠道面馆", 2, reseller.account_id)
+    data.count_paid(data.order(shop, 1, random.Random(2), states=("SUCCESS",)))
+
+    foreign = summary(stranger, sub_service_provider=reseller.account_id)
+    unknown = summary(stranger, sub_service_provider="nosuch")
+    wrong_provider = summary(owner, sub_service_provider=reseller.account_id, sp_mchid="1900000999")
+
+    assert (foreign.status, foreign.json["error"]["param"]) == (404, "sub_service_provider")
+    assert foreign.json["error"] == unknown.json["error"] == wrong_provider.json["error"]
+    assert summary(owner, sub_service_provider=reseller.account_id).json["trade_count"] == 1

@@ -78,6 +78,7 @@ def test_secrets_are_encrypted_at_rest(bound_console, credentials):
     ({"name": ""}, "name"),
     ({"callback_url": "ftp://isv.example/cb"}, "callback_url"),  # http is refused only outside local/test
     ({"logo_url": "not a url"}, "logo_url"),
+    ({"logo_url": "https://[::1"}, "logo_url"),  # urlsplit raises on it: still a 400, not a 500
     ({"wechat_pay": {"app_id": "wxNOTHEX"}}, "wechat_pay.app_id"),
     ({"wechat_pay": {"app_secret": "short"}}, "wechat_pay.app_secret"),
     ({"wechat_pay": {"api_v3_key": "x" * 31}}, "wechat_pay.api_v3_key"),

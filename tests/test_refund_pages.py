@@ -4,6 +4,7 @@ up as tests/test_onecode_store_pages.py sets it up; its provider takes WeChat Pa
 sandbox, and a customer pays the store's code."""
 from __future__ import annotations
 
+import re
 from urllib.parse import unquote
 
 import pytest
@@ -14,7 +15,7 @@ from chalicelib.models.orders import Order, Refund
 from chalicelib.models.qrcodes import QrCode
 from chalicelib.models.sub_merchants import SubMerchant
 from chalicelib.onecode import access, pages, staff
-from chalicelib.payments import orders, queries, refunds
+from chalicelib.payments import channels, orders, queries, refunds
 from sandbox.wechatpay import register_merchant
 from tests.drivers import Phone
 from tests.test_onecode_store_pages import shop  # noqa: F401 (the fixture)
@@ -52,9 +53,13 @@ def _detail(phone: Phone, order: Order) -> Phone:
 
 def _refund(phone: Phone, order: Order, amount: str, reason: str = "", csrf: str | None = None) -> Phone:
     page = _detail(phone, order)  # signs the phone in first, as opening the page would
-    csrf = page.form_value("csrf") if csrf is None else csrf
-    return phone.open(f"/h5/orders/{order.out_trade_no}/refund", "POST", {"csrf": csrf, "amount": amount,
-                                                                          "reason": reason})
+    form = _refund_form(page) if csrf is None else {"csrf": csrf, "refund_nonce": refunds.new_form_nonce()}
+    return phone.open(f"/h5/orders/{order.out_trade_no}/refund", "POST", form | {"amount": amount, "reason": reason})
+
+
+def _refund_form(page: Phone) -> dict:
+    """The refund form's hidden fields, as the page rendered them."""
+    return dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', page.html))
 
 
 def _notice(phone: Phone) -> str:
@@ -91,6 +96,32 @@ def test_an_amount_over_the_refundable_is_shown_next_to_the_field(shop, paid):  
 
     assert refused.status == 400 and "金额不能超过 10.00 元" in refused.html and 'value="10.01"' in refused.html
     assert list(Refund.scan()) == []
+
+
+def test_the_same_refund_form_posted_twice_makes_one_refund_and_a_new_refund_needs_a_fresh_form(
+        shop, paid, sandbox):  # noqa: F811
+    form = _refund_form(_detail(shop.admin, paid)) | {"amount": "2.50", "reason": ""}
+    path = f"/h5/orders/{paid.out_trade_no}/refund"
+    assert _notice(shop.admin.open(path, "POST", form)) == "退款 2.50 元已提交，正在处理"
+    sandbox.clock.advance(6)
+    sandbox.notifier.deliver_due()  # settled: the order takes another refund again
+
+    assert _notice(shop.admin.open(path, "POST", form)) == "已退款 2.50 元"  # a double tap, back + resubmit
+    [refund] = refunds.for_order(paid.out_trade_no)
+    assert (refund.state, Order.get(paid.out_trade_no).refunded) == ("SUCCESS", 250)
+    assert _notice(_refund(shop.admin, paid, "1.00")) == "退款 1.00 元已提交，正在处理"
+    assert len(refunds.for_order(paid.out_trade_no)) == 2
+
+
+def test_an_abnormal_refund_shows_on_the_phone_in_chinese_and_offers_no_second_refund(shop, paid):  # noqa: F811
+    _refund(shop.admin, paid, "1.99")  # the sandbox settles x.99 ABNORMAL
+    [refund] = refunds.for_order(paid.out_trade_no)
+    refunds.settle(refund.out_refund_no, channels.RefundState(channels.REFUND_ABNORMAL, "退款异常，请在微信支付商户平台处理"),
+                   "notification")
+
+    page = _detail(shop.admin, paid)
+
+    assert "退款异常" in page.html and "请在微信支付商户平台处理" in page.html and "确认退款" not in page.html
 
 
 def test_a_clerk_refunds_only_with_permission_and_while_on_shift(shop, paid):  # noqa: F811
@@ -141,6 +172,16 @@ def test_the_console_refunds_its_order_and_shows_the_refunds_on_it(shop, paid, b
     assert "callbacks" in detail and "messages" in detail
     again = bound_console.call("POST", f"{path}/refunds", {"amount": 100})
     assert (again.status, again.json["error"]["code"]) == (409, "refund_in_progress")
+
+
+def test_the_console_order_names_its_merchant_store_and_clerk(shop, paid, bound_console):  # noqa: F811
+    paid.update(actions=[Order.clerk_id.set(shop.clerk_id)])
+
+    detail = bound_console.call("GET", f"/v1/orders/{paid.out_trade_no}").json
+
+    merchant = SubMerchant.get(shop.account_id, shop.merchant_id)
+    assert (detail["merchant_name"], detail["store_name"], detail["clerk_name"]) == \
+        (merchant.name, shop.store.name, "张店员")
 
 
 def test_a_sub_service_provider_reads_the_order_but_gets_not_found_when_refunding(shop, paid):  # noqa: F811

@@ -10,14 +10,20 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from pynamodb.exceptions import CancellationReason, TransactWriteError, VerboseClientError
+
 from chalicelib.errors import ApiError, InvalidField
 from chalicelib.models.audit import AuditEntry
 from chalicelib.models.base import now
+from chalicelib.models.daily_totals import DailyTotals
+from chalicelib.models.deliveries import Delivery
 from chalicelib.models.orders import Order, Refund
-from chalicelib.payments import channels, notifications, refunds
+from chalicelib.models.providers import Provider
+from chalicelib.payments import channels, notifications, outbox, refunds, totals
 from chalicelib.payments.models import OutboxItem
 from sandbox import alipay as sandbox_alipay
 from sandbox import wechatpay as sandbox_wechatpay
+from tests import environment
 from tests import test_payments_alipay as on_alipay
 from tests import test_payments_maidan as on_maidan
 from tests import test_payments_wechatpay as on_wechatpay
@@ -61,6 +67,12 @@ def settled_later(sandbox, seconds: int = 6) -> None:
     """The channel's refund settles on its clock; its notification then falls due."""
     sandbox.clock.advance(seconds)
     sandbox.notifier.deliver_due()
+
+
+def make_callback_receiver(order: Order) -> None:
+    """The provider asks for callbacks (at the sandbox's receiver)."""
+    Provider.get(order.account_id, order.sp_mchid).update(
+        actions=[Provider.callback_url.set(f"{environment.SANDBOX_ROOT}/receiver/refunds")])
 
 
 def refund_items() -> list[str]:
@@ -162,25 +174,136 @@ def test_two_refunds_at_once_let_exactly_one_through(aws, sandbox, channel):
     assert Order.get(order.out_trade_no).refunding_no == refund.out_refund_no
 
 
-def test_a_refund_wechat_pay_settles_abnormal_fails_with_its_reason_and_frees_the_order(aws, sandbox, channel):
+def test_an_abnormal_wechat_pay_refund_stays_open_blocks_a_second_refund_and_settles_once_when_it_succeeds_later(
+        aws, sandbox, channel):
     order = paid_wechatpay_order(sandbox)
-
+    make_callback_receiver(order)
     refund = refunds.start(order.out_trade_no, 199, None, CONSOLE)  # the sandbox settles x.99 ABNORMAL
+
     settled_later(sandbox)
 
+    abnormal = Refund.get(refund.out_refund_no)
+    assert (abnormal.state, abnormal.failed_at) == ("ABNORMAL", None) and "微信支付商户平台" in abnormal.failure
+    assert abnormal.check_shard is not None  # the sweep keeps asking
+    assert (Order.get(order.out_trade_no).refunded, Order.get(order.out_trade_no).refunding_no) == \
+        (0, refund.out_refund_no)
+    with pytest.raises(ApiError) as second:
+        refunds.start(order.out_trade_no, 100, None, CONSOLE)
+    assert second.value.code == "refund_in_progress" and len(list(Refund.scan())) == 1
+    later = now() + 600
+    assert refunds.sweep_processing_refunds(at=later)["later"] == 1
+    assert Refund.get(refund.out_refund_no).check_at > later  # asked again later, backing off
+
+    sandbox_wechatpay.complete_abnormal_refund(sandbox, refund.out_refund_no)  # handled at WeChat Pay
+    sandbox.notifier.deliver_due()
+
+    settled, paid = Refund.get(refund.out_refund_no), Order.get(order.out_trade_no)
+    assert (settled.state, settled.failure, settled.check_shard) == ("SUCCESS", None, None)
+    assert (paid.refunded, paid.refunding_no) == (199, None)
+    [item_id] = refund_items()
+    for _ in range(2):  # the follow-up, delivered twice
+        outbox.handle_item(item_id)
+    day = totals.day_of(settled.succeeded_at)
+    counted = DailyTotals.get(f"merchant#{order.merchant_id}", day)
+    assert (counted.refund_amount, counted.refund_count) == (199, 1)
+    assert [d.delivery_id for d in Delivery.scan() if d.out_refund_no == refund.out_refund_no] == \
+        [f"callback#refund.succeeded#{refund.out_refund_no}"]
+
+
+def test_a_closed_wechat_pay_refund_fails_and_frees_the_order(aws, sandbox, channel):
+    order = paid_wechatpay_order(sandbox)
+    refund = refunds.start(order.out_trade_no, 500, None, CONSOLE)
+
+    headers, body = _refund_notification(sandbox, refund, event="REFUND.CLOSED", refund_status="CLOSED")
+    assert notifications.wechatpay_notification(on_wechatpay.ACCOUNT, on_wechatpay.SP_MCHID, headers, body)[0] == 204
+
     failed = Refund.get(refund.out_refund_no)
-    assert (failed.state, failed.check_shard) == ("FAILED", None) and "退款异常" in failed.failure
-    assert (Order.get(order.out_trade_no).refunded, Order.get(order.out_trade_no).refunding_no) == (0, None)
-    assert refund_items() == []
+    assert (failed.state, failed.failure, failed.check_shard) == ("FAILED", "微信支付已关闭这笔退款", None)
+    assert Order.get(order.out_trade_no).refunding_no is None and refund_items() == []
 
 
-def _refund_notification(sandbox, refund: Refund, **changes) -> tuple[dict, bytes]:
-    """A REFUND.SUCCESS as WeChat Pay signs it (the platform's key), with `changes` in the resource."""
+def test_an_unsigned_wechat_pay_error_answer_leaves_the_refund_processing_for_the_sweep(aws, sandbox, channel, wire):
+    order = paid_wechatpay_order(sandbox)
+    sandbox.notifier.deliver = lambda url, headers, body: (503, "")  # only the sweep can tell
+    wire.rewrite = lambda status, headers, body: (400, {"Content-Type": "application/json"},
+                                                  b'{"code":"INVALID_REQUEST","message":"forged"}')
+
+    refund = refunds.start(order.out_trade_no, 300, None, CONSOLE)
+    wire.rewrite = None
+
+    assert (refund.state, Order.get(order.out_trade_no).refunding_no) == ("PROCESSING", refund.out_refund_no)
+    sandbox.clock.advance(6)
+    assert refunds.sweep_processing_refunds(at=now() + 61)["settled"] == 1
+    assert (Refund.get(refund.out_refund_no).state, Order.get(order.out_trade_no).refunded) == ("SUCCESS", 300)
+
+
+def test_a_refund_settled_by_its_notification_while_the_channel_answer_settles_it_answers_the_refund(
+        aws, sandbox, channel, monkeypatch):
+    order = paid_alipay_order(sandbox)
+    real, calls = refunds.transaction, []
+
+    def racing():
+        calls.append(1)
+        if len(calls) != 2:
+            return real()
+        # the channel's answer is being settled: the notification gets there first and ours
+        # is cancelled by the other transaction (a conflict, not a failed condition)
+        refunds.settle(Order.get(order.out_trade_no).refunding_no,
+                       channels.RefundState(channels.REFUND_SUCCESS), "notification")
+        return _conflicting_transaction()
+    monkeypatch.setattr(refunds, "transaction", racing)
+
+    refund = refunds.start(order.out_trade_no, 234, None, CONSOLE)
+
+    assert (refund.state, refund.settled_by) == ("SUCCESS", "notification")
+    assert Order.get(order.out_trade_no).refunded == 234 and len(refund_items()) == 1
+
+
+def _conflicting_transaction():
+    class Conflicting:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            cause = VerboseClientError({"Error": {"Code": "TransactionCanceledException", "Message": "conflict"}},
+                                       "TransactWriteItems",
+                                       cancellation_reasons=[CancellationReason("TransactionConflict"), None, None])
+            raise TransactWriteError("cancelled", cause=cause)
+
+        def update(self, *args, **kwargs):
+            pass
+
+        def save(self, *args, **kwargs):
+            pass
+    return Conflicting()
+
+
+def test_the_sweep_backs_off_a_refund_whose_query_fails_and_stops_starting_checks_at_its_budget(
+        aws, sandbox, channel, monkeypatch):
+    order = paid_wechatpay_order(sandbox)
+    sandbox.notifier.deliver = lambda url, headers, body: (503, "")
+    refund = refunds.start(order.out_trade_no, 300, None, CONSOLE)
+    due = now() + 61
+
+    def unreachable(*args):
+        raise httpx.ConnectTimeout("WeChat Pay unreachable")
+    monkeypatch.setattr(channels, "query_refund", unreachable)
+    assert refunds.sweep_processing_refunds(at=due)["failed"] == 1
+    assert Refund.get(refund.out_refund_no).check_at > due  # not asked again every minute
+    assert refunds.sweep_processing_refunds(at=due + 1)["examined"] == 0
+
+    monkeypatch.setattr(refunds, "SWEEP_BUDGET_SECONDS", -1)
+    assert refunds.sweep_processing_refunds(at=due + 7200)["examined"] == 0  # out of time: the next run
+
+
+def _refund_notification(sandbox, refund: Refund, event: str = "REFUND.SUCCESS",
+                         **changes) -> tuple[dict, bytes]:
+    """A refund notification as WeChat Pay signs it (the platform's key), with `changes` in the resource."""
     wechatpay = sandbox_wechatpay.state_of(sandbox)
     record = next(r for key, r in wechatpay.refunds.items() if key[2] == refund.out_refund_no)
     resource = sandbox_wechatpay.refund_json(record, record.settles_at, notification=True) | changes
     return sandbox_wechatpay.notification_builder(sandbox, wechatpay.merchants[on_wechatpay.SP_MCHID],
-                                                  "REFUND.SUCCESS", "退款成功", "refund", resource, now())()
+                                                  event, "退款", "refund", resource, now())()
 
 
 @pytest.mark.parametrize("change", [{"amount": {"refund": 1, "total": 1000}}, {"sub_mchid": "1600000999"},

@@ -1,6 +1,8 @@
 """H5 shift summary: a clerk's clock-out shows the store's takings since the previous clock-out
 of anyone in the store (or since the shift began), and sends them to the clerk as the shift
-summary template message; a failed send does not fail the clock-out."""
+summary template message (not to a clerk with messages off); a failed send does not fail the
+clock-out. The window reaches back at most a day before the shift began, and the read is
+capped (the figures then say "至少")."""
 from __future__ import annotations
 
 import logging
@@ -9,11 +11,13 @@ from chalicelib.models.base import now
 from chalicelib.models.orders import Order
 from chalicelib.onecode import staff
 from chalicelib.onecode.models import Shift
+from chalicelib.payments import shift_summary
 from chalicelib.upstream import wechat_message
 from sandbox.wechat import sent_messages
 from tests.test_onecode_store_pages import _notice, _post, shop  # noqa: F401 (the fixture)
 
 TEMPLATE = "cp_sandbox_shift_summary"
+DAY = 86_400
 
 
 def save_order(of_shop, number: int, *, created_at: int, paid_at: int | None, total: int,
@@ -81,3 +85,47 @@ def test_a_failed_summary_message_does_not_fail_the_clock_out_nor_log_the_openid
     assert "shift summary message not sent" in caplog.text
     assert shop.openids[shop.clerk.user_id] not in caplog.text
 
+
+
+def test_a_clock_out_weeks_after_the_previous_one_reaches_back_only_a_day_before_the_shift_began(shop, sandbox):  # noqa: F811
+    sid = shop.store.store_id
+    _post(shop.clerk, sid, "clock-in")
+    [open_shift] = Shift.query(f"{sid}#{shop.clerk_id}")
+    started = int(open_shift.started_at)
+    ended_shift(sid, "t_colleague", started - 22 * DAY, started - 21 * DAY)  # the last hand-over, three weeks ago
+    save_order(shop, 1, created_at=started - 5 * DAY - 100, paid_at=started - 5 * DAY, total=7000)  # outside the day
+    save_order(shop, 2, created_at=started - 2 * 3600 - 100, paid_at=started - 2 * 3600, total=1200)  # inside it
+
+    assert _notice(_post(shop.clerk, sid, "clock-out")).endswith("本班收款 1 笔，共 12.00 元")
+    assert summaries_sent(sandbox)[0]["data"]["amount4"] == "12.00元"
+
+
+def test_the_shift_summary_stops_reading_at_its_cap_and_says_at_least(shop, sandbox, monkeypatch):  # noqa: F811
+    sid = shop.store.store_id
+    _post(shop.clerk, sid, "clock-in")
+    [open_shift] = Shift.query(f"{sid}#{shop.clerk_id}")
+    started = int(open_shift.started_at)
+    for number in range(5):
+        save_order(shop, number, created_at=started - 60, paid_at=started + 1 + number, total=100)
+    monkeypatch.setattr(shift_summary, "MAX_ORDERS_READ", 3)
+    monkeypatch.setattr(shift_summary, "PAGE_SIZE", 2)
+    monkeypatch.setattr(staff, "now", lambda: started + 60)
+
+    notice = _notice(_post(shop.clerk, sid, "clock-out"))
+
+    assert "本班收款至少 3 笔，共至少 3.00 元" in notice
+    [message] = summaries_sent(sandbox)
+    assert (message["data"]["thing1"], message["data"]["number3"]) == ("一号店（至少）", "3")
+
+
+def test_a_clerk_who_turned_messages_off_gets_the_summary_on_the_page_but_no_message(shop, sandbox):  # noqa: F811
+    sid = shop.store.store_id
+    assert _notice(_post(shop.clerk, sid, "messages", on="0")) == "已关闭接收支付消息"
+    _post(shop.clerk, sid, "clock-in")
+
+    notice = _notice(_post(shop.clerk, sid, "clock-out"))
+
+    assert notice.endswith("本班收款 0 笔，共 0.00 元")
+    assert summaries_sent(sandbox) == []
+    [member] = [m for m in staff.people(sid) if m.staff_id == shop.clerk_id]
+    assert member.messages_on is False

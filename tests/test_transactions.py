@@ -14,6 +14,7 @@ import pytest
 
 from chalicelib.payments import transactions
 from tests import transactions_data as data
+from tests.dynamodb_calls import recording_reads
 from tests.test_daily_totals import make_shop, owner, reseller, stranger  # noqa: F401 (fixtures)
 
 
@@ -150,29 +151,62 @@ def test_csv_cells_that_a_spreadsheet_would_run_as_formulas_are_quoted_as_text()
 
 
 def test_the_csv_writer_holds_far_less_than_its_output_over_100000_orders():
+    """All 100,000 rows go through the writer; tracemalloc (which makes each allocation about
+    four times dearer) traces the last TRACED rows only. Anything the writer kept per row
+    would keep growing while traced, so the memory it holds is sampled at every piece over
+    those rows and must stay flat, and the peak far below what was written."""
     shop = data.Shop("acct", "merchant_1", "M00001", None, {"st_1": ["clerk_1", "clerk_2"], "st_2": ["clerk_3"]})
     distinct = list(data.orders(shop, 1000, seed=5))  # made before measuring: what is measured is the writer
+    total, traced = 100_000, 25_000
     written = rows = 0
-    tracemalloc.start()
+    held = []
+
+    def stream():
+        for number in range(total):
+            if number == total - traced:
+                tracemalloc.start()
+            yield distinct[number % 1000]
+
     try:
-        stream = (distinct[number % 1000] for number in range(100_000))
-        for piece in transactions.csv_pieces(stream, with_header=True):
+        for piece in transactions.csv_pieces(stream(), with_header=True):
             written += len(piece.encode("utf-8"))
             rows += piece.count("\r\n")
+            if tracemalloc.is_tracing():
+                held.append(tracemalloc.get_traced_memory()[0])
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
 
-    assert rows == 100_001 and written > 15_000_000
+    assert rows == total + 1 and written > 15_000_000
+    assert len(held) >= traced // transactions.CSV_BATCH_ROWS - 1
+    assert max(held[1:]) - min(held[1:]) < 32_000, held  # flat: under ~1.3 bytes per traced row
     assert peak < written / 10, (peak, written)
 
 
-def test_the_dynamodb_backed_export_reads_a_few_thousand_orders_page_by_page(owner):  # noqa: F811 (the imported fixtures)
+def test_the_dynamodb_backed_export_reads_its_orders_page_by_page_across_chunks(owner, monkeypatch):  # noqa: F811 (the imported fixtures)
+    """Pages and chunks lowered (50 orders a Query, 120 rows a chunk) so that 300 stored
+    orders cross several pages and two chunk boundaries, as 5,000-row chunks of 1,000-order
+    pages do over a big merchant (moto's Query walks the whole index: thousands of stored
+    orders made this test take 15 s on the shared machine)."""
+    monkeypatch.setattr(transactions, "CSV_PAGE", 50)
+    monkeypatch.setattr(transactions, "CSV_CHUNK_ROWS", 120)
+    monkeypatch.setattr(transactions, "CSV_CHUNK_READ_BUDGET", 480)
     shop = make_shop(owner, "大店", 5)
-    orders = list(data.orders(shop, 2000, seed=6))
+    orders = list(data.orders(shop, 300, seed=6))
     data.save_all(orders)
-    chunk = transactions.export_chunk(owner.account_id, {"merchant_id": shop.merchant_id})
+    chunks, queries, cursor = [], [], None
+    while True:
+        with recording_reads() as reads:
+            chunk = transactions.export_chunk(owner.account_id, {"merchant_id": shop.merchant_id,
+                                                                 **({"cursor": cursor} if cursor else {})})
+        chunks.append(chunk)
+        queries.append([read[2] for read in reads if read[1] == "orders-by-merchant"])
+        cursor = chunk.next_cursor
+        if cursor is None:
+            break
 
-    rows = csv_rows(chunk.text.removeprefix("\ufeff"))
-    assert chunk.next_cursor is None and chunk.rows == 2000
+    assert [chunk.rows for chunk in chunks] == [120, 120, 60]
+    assert queries == [[50, 50, 20], [50, 50, 20], [50, 10]]  # a page asks only for what the chunk lacks
+    rows = csv_rows("".join(chunk.text for chunk in chunks).removeprefix("\ufeff"))
+    assert rows[0] == list(transactions.CSV_HEADER)
     assert [row[0] for row in rows[1:]] == newest_first(orders)

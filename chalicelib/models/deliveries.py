@@ -70,6 +70,9 @@ class Delivery(Model):
     state = UnicodeAttribute()
     attempts = NumberAttribute(default=0)
     """Tries made so far; every write after a try is conditional on it (the claim)."""
+    claimed_until = NumberAttribute(null=True)
+    """While an attempt is under way: no other attempt (sweep, follow-up, re-send) starts
+    before this time; removed when the attempt is recorded, so a crashed one lapses."""
     created_at = NumberAttribute()
     next_attempt_at = NumberAttribute(null=True)
     due_shard = UnicodeAttribute(null=True)

@@ -104,7 +104,9 @@ class ProcessingRefundsByCheck(GlobalSecondaryIndex):
 
 
 class Refund(Model):
-    """P6: one refund of a paid order; `state` PROCESSING → SUCCESS or FAILED."""
+    """P6: one refund of a paid order; `state` PROCESSING → SUCCESS or FAILED, or PROCESSING →
+    ABNORMAL (WeChat Pay could not pay it out; still open until the merchant handles it at
+    WeChat Pay) → SUCCESS or FAILED."""
 
     Meta = table_meta("refunds_table")
 
@@ -115,7 +117,7 @@ class Refund(Model):
     merchant_id = UnicodeAttribute()
     ssp_account_id = UnicodeAttribute(null=True)
     amount = NumberAttribute()  # fen
-    state = UnicodeAttribute()  # PROCESSING | SUCCESS | FAILED
+    state = UnicodeAttribute()  # PROCESSING | ABNORMAL | SUCCESS | FAILED
     created_at = NumberAttribute()
     succeeded_at = NumberAttribute(null=True)
     created_key = UnicodeAttribute()
@@ -136,8 +138,10 @@ class Refund(Model):
     """Who asked: the console account id, or "<role>#<admin or staff id>" (never an openid)."""
     requested_by_name = UnicodeAttribute(null=True)
     failed_at = NumberAttribute(null=True)
+    abnormal_at = NumberAttribute(null=True)
+    """When WeChat Pay first said ABNORMAL (kept after a later SUCCESS, as history)."""
     failure = UnicodeAttribute(null=True)
-    """Why the channel refused, in its own (Chinese) words."""
+    """Why the channel refused (or, while ABNORMAL, what the merchant must do), in Chinese."""
     upstream_refund_id = UnicodeAttribute(null=True)
     settled_by = UnicodeAttribute(null=True)  # channel_answer | notification | query
 

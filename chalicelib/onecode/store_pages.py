@@ -130,13 +130,14 @@ def _named(form: dict, name: str) -> str:
     return value
 
 
-def _clock_out_notice(actor, store, shift) -> str:
+def _clock_out_notice(member, store, shift) -> str:
     """The clock-out's notice with the shift summary (the store's takings since the previous
-    clock-out), also sent to the clerk as a template message, best effort."""
+    clock-out), also sent to the clerk as a template message when their messages are on,
+    best effort."""
     if shift is None:
         return "您当前不在岗，无需下班打卡"
     found = shift_summary.takings(store.store_id, shift)
-    shift_summary.send(actor.openid, store.name, shift, found, local_time)
+    shift_summary.send(member, store.name, shift, found, local_time)
     return f"已下班，本班 {local_time(shift.started_at, False)}–{local_time(shift.ended_at, False)}。{found.notice()}"
 
 
@@ -180,7 +181,8 @@ def _perform(action: str, actor, store, form: dict) -> str | tuple[str, str]:
         _, started = staff.clock_in(actor)
         return "已上班打卡" if started else "您已在岗，无需重复打卡"
     if action == "clock-out":
-        return _clock_out_notice(actor, store, staff.clock_out(actor)[1])
+        member, shift = staff.clock_out(actor)
+        return _clock_out_notice(member, store, shift)
     if action == "messages":
         on = fields.checkbox(form, "on")
         staff.set_messages(actor, on)

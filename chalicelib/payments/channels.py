@@ -188,7 +188,12 @@ def close(order: Order, merchant: SubMerchant, provider: Provider) -> None:
 
 REFUND_SUCCESS = "SUCCESS"
 REFUND_PROCESSING = "PROCESSING"
+REFUND_ABNORMAL = "ABNORMAL"
 REFUND_FAILED = "FAILED"
+WECHATPAY_ABNORMAL = "退款异常，请在微信支付商户平台处理（用户的收款账户不可用）"
+WECHATPAY_CLOSED = "微信支付已关闭这笔退款"
+WECHATPAY_UNVERIFIED = "UNVERIFIED"
+"""The code upstream.wechatpay gives an unsigned error answer (only its status is real)."""
 
 MAIDAN_REFUSALS = {"NOT_ENOUGH": "商户可退余额不足，请稍后再试", "PARAM_ERROR": "退款参数有误",
                    "ORDER_NOT_EXIST": "买单没有找到这笔订单", "ORDER_NOT_PAID": "订单未支付，不能退款"}
@@ -199,7 +204,8 @@ MAIDAN_TRANSIENT = ("SYSTEM_ERROR", "FREQUENCY_LIMITED")
 @dataclass(frozen=True)
 class RefundState:
     """What the channel says about one refund: done, refused for good (`failure`, the
-    channel's reason in Chinese), or still processing (ask again later)."""
+    channel's reason in Chinese), abnormal (WeChat Pay could not pay it out: not final, the
+    merchant handles it at WeChat Pay and SUCCESS may follow), or still processing."""
 
     state: str
     failure: str | None = None
@@ -207,13 +213,14 @@ class RefundState:
 
 
 def _wechatpay_refund_state(found: wechatpay.Refund) -> RefundState:
-    """SUCCESS is done; CLOSED and ABNORMAL (money back to an account that no longer takes
-    it) are refusals the merchant handles at WeChat Pay; anything else is still processing."""
-    failures = {"CLOSED": "微信支付已关闭这笔退款", "ABNORMAL": "退款异常：用户的收款账户不可用，请在微信支付商户平台处理"}
+    """SUCCESS is done and CLOSED refused for good; ABNORMAL (money back to an account that
+    no longer takes it) waits for the merchant at WeChat Pay; anything else is processing."""
     if found.status == "SUCCESS":
         return RefundState(REFUND_SUCCESS, upstream_refund_id=found.refund_id)
-    if found.status in failures:
-        return RefundState(REFUND_FAILED, failures[found.status], found.refund_id)
+    if found.status == "CLOSED":
+        return RefundState(REFUND_FAILED, WECHATPAY_CLOSED, found.refund_id)
+    if found.status == "ABNORMAL":
+        return RefundState(REFUND_ABNORMAL, WECHATPAY_ABNORMAL, found.refund_id)
     return RefundState(REFUND_PROCESSING, upstream_refund_id=found.refund_id)
 
 
@@ -226,8 +233,9 @@ def refund(order: Order, refund_record, merchant: SubMerchant, provider: Provide
     """Ask the order's channel for the refund. Each channel answers the same out_refund_no
     with the same refund, so asking again is safe, and is how a lost answer (or, for Alipay,
     which has no refund notification of its own, a refund still unknown) is found out.
-    A refusal is a `REFUND_FAILED` state; trouble on the way (a timeout, an unverifiable
-    answer) raises: the refund stays processing and the refund sweep asks again."""
+    A verified refusal is a `REFUND_FAILED` state; an unsigned error answer is processing
+    (anyone on the way could have written it); trouble on the way (a timeout) raises: the
+    refund stays processing and the refund sweep asks again."""
     amount, out_refund_no = int(refund_record.amount), refund_record.out_refund_no
     try:
         if order.channel == OFFICIAL_DIRECT:
@@ -248,6 +256,8 @@ def refund(order: Order, refund_record, merchant: SubMerchant, provider: Provide
     except wechatpay.WechatPayTryLater:
         return RefundState(REFUND_PROCESSING)
     except wechatpay.WechatPayError as exc:
+        if exc.code == WECHATPAY_UNVERIFIED:  # nothing in an unsigned answer may be believed
+            return RefundState(REFUND_PROCESSING)
         return RefundState(REFUND_FAILED, exc.message or exc.code)
     except maidan.MaidanError as exc:
         if exc.status >= 500 or exc.code in MAIDAN_TRANSIENT:

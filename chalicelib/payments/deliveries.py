@@ -4,8 +4,9 @@ and systems that wait for it, each at least once, each recorded attempt by attem
 `fan_out` (a step of the outbox follow-up, run once or many times per item) creates one
 delivery per recipient with `does_not_exist` and makes the first attempt of those never
 tried; `sweep_due` (scheduled) makes the later ones, from the sparse `deliveries-due` index.
-Each attempt is claimed first (a write conditional on the number of attempts seen), so the
-sweep, the follow-up and a manual re-send never record one attempt twice.
+Each attempt is claimed first (a write conditional on the number of attempts seen and on no
+live claim), so the sweep, the follow-up and a manual re-send never make one attempt twice or
+at once; whatever goes wrong inside an attempt is recorded as a failed attempt, never raised.
 
 Clerk messages retry a handful of times over about half an hour (a payment notice that
 arrives later than that is noise); callbacks double their wait from 30 s up to an hour and
@@ -23,7 +24,7 @@ from datetime import datetime, timedelta, timezone
 from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 
 from chalicelib import providers, settings
-from chalicelib.errors import NotFound
+from chalicelib.errors import Conflict, NotFound
 from chalicelib.log import logger
 from chalicelib.models.base import condition_failed, now
 from chalicelib.models.deliveries import Attempt, Delivery
@@ -46,8 +47,8 @@ CALLBACK_GIVE_UP_SECONDS = 48 * 3600
 MESSAGE_RETRY_SECONDS = (60, 120, 300, 600, 900)
 """The waits before a message's 2nd..6th attempt (33 minutes in all); then it has failed."""
 CLAIM_SECONDS = 120
-"""How long a claimed attempt keeps a pending delivery out of the sweep (a crashed attempt
-is tried again after this)."""
+"""How long a claimed attempt keeps others off the delivery (a crashed attempt is tried again
+after this); far longer than an attempt may take (provider_callback's deadline)."""
 SWEEP_BUDGET_SECONDS = 40
 """A sweep stops starting attempts after this long (its Lambda has 55 s); the rest wait a minute."""
 LOG_LIMIT = 100
@@ -198,21 +199,31 @@ def attempt(delivery: Delivery, at: int, manual: bool = False) -> bool:
             return _skip(delivery, seen, at, reason)
     if not _claim(delivery, seen, at, manual):
         return False
-    if delivery.kind == CLERK_MESSAGE:
-        entry, outcome = _send_message(delivery, staff, at)
-    else:
-        entry, outcome = _send_callback(delivery, at)
+    try:
+        if delivery.kind == CLERK_MESSAGE:
+            entry, outcome = _send_message(delivery, staff, at)
+        else:
+            entry, outcome = _send_callback(delivery, at)
+    except Exception as exc:  # noqa: BLE001 - a bad URL, KMS, DynamoDB: a failed try, on the schedule
+        logger.exception("delivery attempt failed unexpectedly", extra={"delivery_id": delivery.delivery_id})
+        entry, outcome = {"at": at, "error": f"发送出错（{type(exc).__name__}）"}, RETRY
     _record(delivery, seen + 1, at, entry, outcome, manual)
     return True
 
 
+def claimed(delivery: Delivery, at: int) -> bool:
+    """Whether an attempt of `delivery` is under way (claimed and not yet recorded) at `at`."""
+    return delivery.claimed_until is not None and int(delivery.claimed_until) > at
+
+
 def _claim(delivery: Delivery, seen: int, at: int, manual: bool) -> bool:
-    actions = [Delivery.attempts.set(seen + 1)]
+    actions = [Delivery.attempts.set(seen + 1), Delivery.claimed_until.set(at + CLAIM_SECONDS)]
     if delivery.state == PENDING and not manual:
         actions += [Delivery.next_attempt_at.set(at + CLAIM_SECONDS),
                     Delivery.due_shard.set(shard_of(delivery.delivery_id))]
     try:
-        delivery.update(actions=actions, condition=Delivery.attempts == seen)
+        delivery.update(actions=actions, condition=(Delivery.attempts == seen) & (
+            Delivery.claimed_until.does_not_exist() | (Delivery.claimed_until <= at)))
     except UpdateError as exc:
         if condition_failed(exc):
             return False
@@ -224,8 +235,9 @@ RETRY, GIVE_UP = "retry", "give_up"
 
 
 def _record(delivery: Delivery, number: int, at: int, entry: dict, outcome: str, manual: bool) -> None:
-    """Write the try's log entry and what follows from it, if the claim is still ours."""
-    actions = [Delivery.log.set([*delivery.log, Attempt(**entry)][-LOG_LIMIT:])]
+    """Write the try's log entry and what follows from it. A claim lost meanwhile (it lapsed
+    and another attempt took over) still gets its entry, and a delivery, though nothing else."""
+    actions = [Delivery.log.set([*delivery.log, Attempt(**entry)][-LOG_LIMIT:]), Delivery.claimed_until.remove()]
     if outcome == DELIVERED:
         actions += [Delivery.state.set(DELIVERED), Delivery.delivered_at.set(at), Delivery.finished_at.set(at),
                     Delivery.next_attempt_at.remove(), Delivery.due_shard.remove()]
@@ -242,9 +254,20 @@ def _record(delivery: Delivery, number: int, at: int, entry: dict, outcome: str,
         if not condition_failed(exc):
             raise
         logger.warning("delivery attempt outlived its claim", extra={"delivery_id": delivery.delivery_id})
+        _record_late(delivery, at, entry, outcome)
         return
     logger.info("delivery attempted", extra={"delivery_id": delivery.delivery_id, "attempt": number,
                                              "status": entry.get("status"), "outcome": outcome})
+
+
+def _record_late(delivery: Delivery, at: int, entry: dict, outcome: str) -> None:
+    """The entry of an attempt whose claim was lost, appended as it happened; a 2xx it got
+    delivers the delivery (the receiver has the event), a failure changes nothing else."""
+    actions = [Delivery.log.set(Delivery.log.append([Attempt(**entry)]))]
+    if outcome == DELIVERED:
+        actions += [Delivery.state.set(DELIVERED), Delivery.delivered_at.set(at), Delivery.finished_at.set(at),
+                    Delivery.next_attempt_at.remove(), Delivery.due_shard.remove()]
+    delivery.update(actions=actions)
 
 
 def _next_attempt(delivery: Delivery, number: int, at: int) -> int | None:
@@ -274,32 +297,41 @@ def _recipient_now(delivery: Delivery) -> tuple[Staff | None, str]:
     try:
         store = Store.get(delivery.store_id, consistent_read=True)
     except DoesNotExist:
-        return None, "store removed"
+        return None, "门店已删除"
     member = next((m for m in Staff.query(delivery.store_id, consistent_read=True)
                    if m.staff_id == delivery.staff_id), None)
     if member is None or not member.openid:
-        return None, "staff member removed"
+        return None, "店员已被移除"
     if not member.messages_on:
-        return None, "messages turned off"
+        return None, "店员已关闭收款消息"
     if not (member.on_shift or store.notify_off_shift):
-        return None, "off shift"
+        return None, "店员已下班"
     return member, ""
 
 
 def _send_message(delivery: Delivery, staff: Staff, at: int) -> tuple[dict, str]:
     """A template message from the platform's official account; the client_msg_id is the
-    delivery's, so WeChat drops a repeat of a try whose answer was lost."""
+    delivery's, so WeChat drops a repeat of a try whose answer was lost.
+
+    It links to the order's phone page only for a clerk on shift: off shift that page answers
+    "clerk off shift", and the message already says store, amount, time and number."""
     client_msg_id = "cp" + hashlib.sha256(delivery.delivery_id.encode()).hexdigest()[:30]
-    url = f"{settings.current().public_base_url}/h5/orders/{delivery.out_trade_no}"
+    url = f"{settings.current().public_base_url}/h5/orders/{delivery.out_trade_no}" if staff.on_shift else None
     try:
         msgid = wechat_message.send_template(staff.openid, settings.current().wechat_payment_template_id,
                                              json.loads(delivery.payload), client_msg_id=client_msg_id, url=url)
-    except (wechat_message.RecipientNotSubscribed, wechat_message.InvalidRecipient) as exc:
-        return {"at": at, "error": f"WeChat {exc.errcode}: the clerk cannot receive messages"}, GIVE_UP
+    except wechat_message.RecipientNotSubscribed as exc:
+        return {"at": at, "error": f"店员未关注公众号（{exc.errcode}）"}, GIVE_UP
+    except wechat_message.InvalidRecipient as exc:
+        return {"at": at, "error": f"店员的微信身份无效（{exc.errcode}）"}, GIVE_UP
     except WechatApiError as exc:
-        return {"at": at, "error": f"WeChat {exc.errcode}: {exc.errmsg}"[:200]}, RETRY
+        logger.warning("template message refused", extra={"delivery_id": delivery.delivery_id,
+                                                          "errcode": exc.errcode, "errmsg": exc.errmsg})
+        return {"at": at, "error": f"微信接口出错（{exc.errcode}）"}, RETRY
     except UpstreamUnavailable as exc:
-        return {"at": at, "error": exc.detail[:200]}, RETRY
+        logger.warning("template message unavailable", extra={"delivery_id": delivery.delivery_id,
+                                                              "detail": exc.detail})
+        return {"at": at, "error": "微信接口暂时无法访问"}, RETRY
     return {"at": at, "status": 200, "answer": f"msgid {msgid}"}, DELIVERED
 
 
@@ -309,14 +341,15 @@ def _send_callback(delivery: Delivery, at: int) -> tuple[dict, str]:
     try:
         provider = Provider.get(delivery.account_id, delivery.sp_mchid)
     except DoesNotExist:
-        return {"at": at, "error": "provider removed"}, GIVE_UP
+        return {"at": at, "error": "服务商已删除"}, GIVE_UP
     if not provider.callback_url:
-        return {"at": at, "error": "the provider has no callback URL"}, RETRY
+        return {"at": at, "error": "未设置回调地址"}, RETRY
     if providers.CALLBACK_SECRET not in providers.mapping(provider.secrets):
-        return {"at": at, "error": "the provider has no callback secret"}, RETRY
+        return {"at": at, "error": "未设置回调密钥"}, RETRY
     secret = providers.secret(provider, providers.CALLBACK_SECRET)
     answer = provider_callback.post(provider.callback_url, secret, json.loads(delivery.payload)["id"],
-                                    delivery.payload.encode(), at)
+                                    delivery.payload.encode(), at,
+                                    check_addresses=not providers.local_receivers_allowed())
     entry = {"at": at, "status": answer.status, "latency_ms": answer.latency_ms, "answer": answer.answer,
              "error": answer.error}
     return entry, DELIVERED if answer.delivered else RETRY
@@ -330,11 +363,11 @@ def sweep_due(at: int | None = None) -> dict:
     SWEEP_BUDGET_SECONDS of real time."""
     at = now() if at is None else at
     deadline = time.monotonic() + SWEEP_BUDGET_SECONDS
-    examined = attempted = 0
+    examined = attempted = failed = 0
     for shard in range(settings.current().order_sweep_shards):
         for key in Delivery.due.query(str(shard), Delivery.next_attempt_at <= at):
             if time.monotonic() > deadline:
-                return {"examined": examined, "attempted": attempted, "out_of_time": True}
+                return {"examined": examined, "attempted": attempted, "failed": failed, "out_of_time": True}
             examined += 1
             try:
                 delivery = Delivery.get(key.delivery_id, consistent_read=True)
@@ -342,13 +375,20 @@ def sweep_due(at: int | None = None) -> dict:
                 continue
             if delivery.state != PENDING or delivery.next_attempt_at is None or delivery.next_attempt_at > at:
                 continue
-            attempted += attempt(delivery, at)
-    return {"examined": examined, "attempted": attempted, "out_of_time": False}
+            try:
+                attempted += attempt(delivery, at)
+            except Exception:  # noqa: BLE001 - one delivery's failing write must not starve the others
+                failed += 1
+                logger.exception("delivery sweep: attempt failed", extra={"delivery_id": delivery.delivery_id})
+    return {"examined": examined, "attempted": attempted, "failed": failed, "out_of_time": False}
 
 
 def resend_callbacks(account_id: str, out_trade_no: str, at: int | None = None) -> dict:
     """One try now of each callback of the order and its refunds (delivered or failed ones
-    too), creating those its provider had no callback URL for when they happened."""
+    too), creating those its provider had no callback URL for when they happened.
+
+    Refused (409) while an attempt of one of them is under way: a re-send taking over a live
+    claim would send the event twice at once and lose the other attempt's outcome."""
     at = now() if at is None else at
     try:
         order = Order.get(out_trade_no, consistent_read=True)
@@ -364,10 +404,14 @@ def resend_callbacks(account_id: str, out_trade_no: str, at: int | None = None) 
                 _create_missing(_callback(refund.account_id, refund.sp_mchid, refund.out_trade_no,
                                           refund.out_refund_no, REFUND_SUCCEEDED_EVENT, refund_data(refund),
                                           int(refund.succeeded_at or at), at))
-    for key in list(Delivery.by_order.query(out_trade_no)):
-        if key.kind == CALLBACK:
-            attempt(Delivery.get(key.delivery_id, consistent_read=True), at, manual=True)
-    return views_for_order(out_trade_no)
+    callbacks = [Delivery.get(key.delivery_id, consistent_read=True)
+                 for key in Delivery.by_order.query(out_trade_no) if key.kind == CALLBACK]
+    if any(claimed(delivery, at) for delivery in callbacks):
+        raise Conflict("an attempt of this order's callbacks is in progress; try again in a minute",
+                       code="attempt_in_progress")
+    for delivery in callbacks:
+        attempt(delivery, at, manual=True)
+    return views_for_order(out_trade_no, owner=True)
 
 
 def _create_missing(delivery: Delivery | None) -> None:
@@ -375,18 +419,21 @@ def _create_missing(delivery: Delivery | None) -> None:
         _create(delivery)
 
 
-def views_for_order(out_trade_no: str) -> dict:
-    """{"callbacks": [...], "messages": [...]} of an order, for its detail (oldest first)."""
+def views_for_order(out_trade_no: str, *, owner: bool) -> dict:
+    """{"callbacks": [...], "messages": [...]} of an order, for its detail (oldest first).
+
+    Only the order's `owner` reads what the receivers answered and what went wrong: a
+    sub-service-provider reads the owner's order but not the owner's receiver's words."""
     found = sorted(Delivery.by_order.query(out_trade_no), key=lambda d: (d.created_at, d.delivery_id))
     names: dict[str, dict[str, str]] = {}
     for store_id in {d.store_id for d in found if d.kind == CLERK_MESSAGE}:
         names[store_id] = {m.staff_id: m.name for m in Staff.query(store_id)}
-    return {"callbacks": [delivery_view(d) for d in found if d.kind == CALLBACK],
-            "messages": [delivery_view(d, names.get(d.store_id, {}).get(d.staff_id))
+    return {"callbacks": [delivery_view(d, owner) for d in found if d.kind == CALLBACK],
+            "messages": [delivery_view(d, owner, names.get(d.store_id, {}).get(d.staff_id))
                          for d in found if d.kind == CLERK_MESSAGE]}
 
 
-def delivery_view(delivery: Delivery, recipient_name: str | None = None) -> dict:
+def delivery_view(delivery: Delivery, owner: bool, recipient_name: str | None = None) -> dict:
     view = {"delivery_id": delivery.delivery_id, "kind": delivery.kind, "event": delivery.event,
             "out_refund_no": delivery.out_refund_no, "state": delivery.state, "attempts": int(delivery.attempts),
             "next_attempt_at": None if delivery.next_attempt_at is None else int(delivery.next_attempt_at),
@@ -394,7 +441,8 @@ def delivery_view(delivery: Delivery, recipient_name: str | None = None) -> dict
             "created_at": int(delivery.created_at),
             "log": [{"at": int(entry.at), "status": None if entry.status is None else int(entry.status),
                      "latency_ms": None if entry.latency_ms is None else int(entry.latency_ms),
-                     "answer": entry.answer, "error": entry.error} for entry in delivery.log]}
+                     "answer": entry.answer if owner else None, "error": entry.error if owner else None}
+                    for entry in delivery.log]}
     if delivery.kind == CLERK_MESSAGE:
         view["recipient_name"] = recipient_name
     return view

@@ -29,10 +29,10 @@ TEXT = {"Content-Type": "text/plain; charset=utf-8"}
 ALIPAY_FAIL = (200, TEXT, "fail")
 ALIPAY_SUCCESS = (200, TEXT, alipay.NOTIFICATION_ACK)
 ACCEPTED = (settle.PAID_NOW, settle.DUPLICATE)
-WECHATPAY_REFUND_EVENTS = {"REFUND.SUCCESS": channels.REFUND_SUCCESS, "REFUND.ABNORMAL": channels.REFUND_FAILED,
+WECHATPAY_REFUND_EVENTS = {"REFUND.SUCCESS": channels.REFUND_SUCCESS, "REFUND.ABNORMAL": channels.REFUND_ABNORMAL,
                            "REFUND.CLOSED": channels.REFUND_FAILED}
-WECHATPAY_REFUND_FAILURES = {"REFUND.ABNORMAL": "退款异常：用户的收款账户不可用，请在微信支付商户平台处理",
-                             "REFUND.CLOSED": "微信支付已关闭这笔退款"}
+"""ABNORMAL is not final: the refund stays open until the merchant handles it at WeChat Pay."""
+WECHATPAY_REFUND_FAILURES = {"REFUND.ABNORMAL": channels.WECHATPAY_ABNORMAL, "REFUND.CLOSED": channels.WECHATPAY_CLOSED}
 
 
 def _refusal(status: int, message: str) -> tuple[int, dict, str]:
@@ -213,7 +213,7 @@ def _alipay_refund(order: Order, notification: alipay.TradeNotification) -> tupl
         why = "out_trade_no"
     if why is not None:
         return ALIPAY_FAIL
-    if refund.state != refunds.PROCESSING:
+    if refund.state not in refunds.OPEN_STATES:
         return ALIPAY_SUCCESS
     if notification.refund_fee_fen != int(order.refunded or 0) + int(refund.amount):
         logger.warning("Alipay refund notification's total does not match; nothing changed",

@@ -86,10 +86,12 @@ def sweep(at: int | None = None) -> dict:
 
 def handle_item(item_id: str) -> str:
     """The follow-up of one item (P3), each step once however often the item is delivered:
-    the audit entry of a paid order (its id derived from the order), the daily totals (one
-    conditional transaction, `totals.record_once`), the clerk messages and the provider's
-    callback (one delivery item each, `deliveries.fan_out`). The item leaves the pending
-    index only when every step is done; a failed step raises, and the queue retries."""
+    the audit entry of a paid order (its id derived from the order), the clerk messages and
+    the provider's callback (one delivery item each, `deliveries.fan_out`), then the daily
+    totals (one conditional transaction, `totals.record_once`). Deliveries come before the
+    totals, whose day items every payment of the account shares: a contended total delays
+    no clerk's message. The item leaves the pending index only when every step is done; a
+    failed step raises, and the queue retries (each step finds what it already did)."""
     try:
         item = OutboxItem.get(item_id, consistent_read=True)
     except DoesNotExist:
@@ -100,8 +102,8 @@ def handle_item(item_id: str) -> str:
     refund = Refund.get(item.out_refund_no, consistent_read=True) if item.kind == REFUND_SUCCEEDED else None
     if item.kind == ORDER_PAID:
         _audit_paid(order)
-    totals.record_once(item, order, refund)
     deliveries.fan_out(item, order, refund)
+    totals.record_once(item, order, refund)
     try:
         item.update(actions=[OutboxItem.done_at.set(now()), OutboxItem.pending_shard.remove()],
                     condition=OutboxItem.done_at.does_not_exist())

@@ -4,6 +4,9 @@ the refund form (`POST /h5/orders/{out_trade_no}/refund`) for whoever may refund
 Who reads: the order's store's admins and manager, its clerks while on shift (the store
 list's rule, `queries.for_phone`), and the merchant's admins. Who refunds: `refunds.refusal_for`.
 An order the caller may not read answers the same "not found" page as an unknown number.
+The refund form carries a single-use nonce from which the refund's out_refund_no is made:
+the same form posted again (a double tap, back and resubmit, a webview's retry) answers the
+refund it already made; another refund needs the page opened afresh.
 """
 from __future__ import annotations
 
@@ -20,7 +23,8 @@ from chalicelib.payments import amounts, queries, refunds
 
 ORDER_STATE_NAMES = {"NOTPAY": "待支付", "SUCCESS": "已支付", "CLOSED": "已关闭", "PAYERROR": "支付失败"}
 WALLET_NAMES = {"wechat": "微信", "alipay": "支付宝"}
-REFUND_STATE_NAMES = {refunds.PROCESSING: "退款处理中", refunds.SUCCESS: "退款成功", refunds.FAILED: "退款失败"}
+REFUND_STATE_NAMES = {refunds.PROCESSING: "退款处理中", refunds.ABNORMAL: "退款异常", refunds.SUCCESS: "退款成功",
+                      refunds.FAILED: "退款失败"}
 FORM_FIELDS = ("amount", "reason")
 
 
@@ -54,6 +58,7 @@ def _context(actor, order: Order, failed: dict | None = None, notice: str | None
     refundable = refunds.refundable(order)
     refusal = refunds.refusal_for(actor)
     found = refunds.for_order(order.out_trade_no)
+    typed = (failed or {}).get("typed", {})
     return {"title": "订单详情", "order": order, "path": path_of(order.out_trade_no), "notice": notice,
             "amount": amounts.format_yuan(int(order.total)),
             "state": ORDER_STATE_NAMES.get(order.state, "处理中"), "wallet": WALLET_NAMES.get(order.wallet or "", ""),
@@ -63,6 +68,8 @@ def _context(actor, order: Order, failed: dict | None = None, notice: str | None
                          "ok": r.state == refunds.SUCCESS, "time": _time(r.created_at), "reason": r.reason,
                          "by": r.requested_by_name or "", "failure": r.failure, "no": r.out_refund_no} for r in found],
             "in_progress": bool(order.refunding_no),
+            "abnormal": any(r.state == refunds.ABNORMAL for r in found),
+            "refund_nonce": typed.get("refund_nonce") or refunds.new_form_nonce(),
             "may_refund": refusal is None and refundable > 0 and not order.refunding_no,
             "why_not": None if refusal is None else ("上班打卡后才能退款。" if refusal.code == "off_shift" else "您没有退款权限。"),
             "csrf": pages.form_token(actor.openid, path_of(order.out_trade_no)),
@@ -84,6 +91,8 @@ def _notice(refund) -> str:
         return f"已退款 {amount} 元"
     if refund.state == refunds.FAILED:
         return f"退款 {amount} 元未成功：{refund.failure}"
+    if refund.state == refunds.ABNORMAL:
+        return f"退款 {amount} 元：{refund.failure}"
     return f"退款 {amount} 元已提交，正在处理"
 
 
@@ -96,12 +105,18 @@ def refund_action(out_trade_no: str, cookie: str | None, form: dict) -> PageResp
         return pages.stale_form_page()
     try:
         requester = refunds.phone_requester(actor, order)
+        made = refunds.made_by_form(order, form.get("refund_nonce", ""))
+        if made is not None:  # the same form again: its refund, not another one
+            return pages.see_other(path_of(order.out_trade_no), _notice(made))
         amount = amounts.parse_yuan(form.get("amount", "").strip(), max(refunds.refundable(order), 1))
-        refund = refunds.start(order.out_trade_no, amount, form.get("reason") or None, requester, order=order)
+        refund = refunds.start(order.out_trade_no, amount, form.get("reason") or None, requester, order=order,
+                               form_nonce=form.get("refund_nonce", ""))
     except refunds.RefundNotAllowed as exc:
         text = "上班打卡后才能退款。" if exc.code == "off_shift" else "您没有退款权限，请联系商户管理员或店长。"
         return _page(403, "refund-not-allowed", "不能退款", text)
     except InvalidField as exc:
+        if exc.param == "refund_nonce":
+            return pages.stale_form_page()
         if exc.param not in FORM_FIELDS:
             return pages.refusal_page(exc)
         message = exc.message if exc.param == "reason" or "金额" in exc.message else \

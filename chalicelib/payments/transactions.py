@@ -42,7 +42,7 @@ ORDERS_LIST = "transactions-orders"
 REFUNDS_LIST = "transactions-refunds"
 CHANNELS = ("official_direct", "maidan", "alipay")
 ORDER_STATES = ("NOTPAY", "SUCCESS", "CLOSED", "PAYERROR")
-REFUND_STATES = ("PROCESSING", "SUCCESS", "FAILED")
+REFUND_STATES = ("PROCESSING", "ABNORMAL", "SUCCESS", "FAILED")
 ID_FILTERS = ("sp_mchid", "sub_service_provider", "merchant_id", "store_id", "clerk_id", "device_id", "code_id")
 LIST_PARAMS = (*ID_FILTERS, "channel", "state", "from", "to", "limit", "cursor")
 SUMMARY_PARAMS = (*ID_FILTERS, "channel", "from_day", "to_day")
@@ -237,6 +237,15 @@ def _attributed_merchant_scopes(member: str, owner_account_id: str | None = None
             for merchant in SubMerchant.by_sub_service_provider.query(member, filter_condition=condition)]
 
 
+def _has_sub_service_provider(account_id: str, member: str, sp_mchid: str | None) -> bool:
+    """Whether `member` is a sub-service-provider of one of the caller's providers (of
+    `sp_mchid` when given): one Query of the member's few memberships."""
+    memberships = SubServiceProvider.query(
+        member, range_key_condition=None if sp_mchid is None else SubServiceProvider.sp_mchid == sp_mchid,
+        filter_condition=SubServiceProvider.owner_account_id == account_id)
+    return next(iter(memberships), None) is not None
+
+
 def summary_scopes(account_id: str, ids: dict) -> list[str]:
     """The counters the caller's summary adds up: the narrowest scope filter decides (store,
     with clerk or device inside it; code; merchant; sub-service-provider; provider; account),
@@ -269,8 +278,11 @@ def summary_scopes(account_id: str, ids: dict) -> list[str]:
         return [totals.merchant_scope(_readable_merchant(account_id, ids["merchant_id"], "merchant_id").merchant_id)]
     if "sub_service_provider" in ids:
         member = ids["sub_service_provider"]
-        return _attributed_merchant_scopes(member, None if member == account_id else account_id,
-                                           ids.get("sp_mchid"))
+        if member == account_id:
+            return _attributed_merchant_scopes(member, sp_mchid=ids.get("sp_mchid"))
+        if not _has_sub_service_provider(account_id, member, ids.get("sp_mchid")):
+            raise NotFound("no such sub_service_provider", param="sub_service_provider")
+        return _attributed_merchant_scopes(member, account_id, ids.get("sp_mchid"))
     sp_mchid = ids.get("sp_mchid")
     if _owns_a_provider(account_id, sp_mchid):
         return [totals.provider_scope(account_id, sp_mchid) if sp_mchid else totals.account_scope(account_id)]

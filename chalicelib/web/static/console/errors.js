@@ -16,6 +16,7 @@ export const ERROR_TEXT = {
   forbidden: "没有权限进行此操作",
   not_found: "记录不存在，或您没有权限查看",
   conflict: "操作与当前状态冲突，请刷新后重试",
+  attempt_in_progress: "该订单的回调正在推送中，请稍后再重新推送",
   upstream_error: "上游系统（微信、买单或支付宝）暂时没有正常响应，请稍后重试",
   internal_error: "服务出现了问题，请稍后重试",
   gateway_refused: "请求未被受理（地址不存在、内容过大或请求过于频繁），请稍后重试",

@@ -15,7 +15,8 @@ import {confirm, statusBadge, toast, toastError} from "./ui.js";
 
 export const ORDER_STATE = {SUCCESS: ["已支付", "ok"], NOTPAY: ["待支付", "mute"], CLOSED: ["已关闭", "mute"],
                             PAYERROR: ["支付失败", "error"]};
-export const REFUND_STATE = {PROCESSING: ["退款中", "warn"], SUCCESS: ["退款成功", "ok"], FAILED: ["退款失败", "error"]};
+export const REFUND_STATE = {PROCESSING: ["退款中", "warn"], ABNORMAL: ["退款异常", "error"], SUCCESS: ["退款成功", "ok"],
+                             FAILED: ["退款失败", "error"]};
 export const ORDER_CHANNEL = {official_direct: "微信支付（官方直连）", maidan: "微信买单", alipay: "支付宝"};
 const WALLET = {wechat: "微信", alipay: "支付宝"};
 const SOURCE = {store_code: "门店收款码", clerk_code: "店员收款码"};
@@ -79,6 +80,7 @@ function refundsTable(refunds) {
 function refundBlocked(order, refundable) {
   if (readOnly()) return "子服务商只能查看订单，不能退款。";
   if (order.state !== "SUCCESS") return "只有已支付的订单可以退款。";
+  if ((order.refunds || []).some((r) => r.state === "ABNORMAL")) return "退款异常，请在微信支付商户平台处理；处理完成后才能再次退款。";
   if ((order.refunds || []).some((r) => r.state === "PROCESSING") || order.refunding_no) return "有一笔退款正在处理，完成后才能再次退款。";
   if (refundable <= 0) return "该订单已全部退款。";
   return null;
@@ -109,7 +111,8 @@ function refundForm(order, refundable) {
         throw error;
       }
       toast(refund.state === "SUCCESS" ? `已退款 ${yuan(refund.amount)}` : refund.state === "FAILED" ? "退款失败，请查看退款记录"
-            : `退款 ${yuan(refund.amount)} 已提交，正在处理`, refund.state === "FAILED" ? "error" : "ok");
+            : refund.state === "ABNORMAL" ? "退款异常，请在微信支付商户平台处理"
+            : `退款 ${yuan(refund.amount)} 已提交，正在处理`, ["FAILED", "ABNORMAL"].includes(refund.state) ? "error" : "ok");
       navigate(location.hash);
     }});
   const mode = view.element.querySelector("#f-mode");
