@@ -483,21 +483,22 @@ def create_refund(caller, out_trade_no):
     body = _json_body()
     order = payment_queries.for_console(caller.account_id, out_trade_no)
     requester = refunds.console_requester(caller.account_id, order)
-    return 201, refunds.view(refunds.start(order.out_trade_no, body.get("amount"), body.get("reason"), requester))
+    return 201, payment_queries.refund_view(refunds.start(order.out_trade_no, body.get("amount"), body.get("reason"),
+                                                          requester))
 
 
 @console("/v1/transactions/orders")
 def list_transaction_orders(caller):
     """C6: the caller's orders, filtered, newest first (a sub-service-provider's: attributed to it)."""
     page = transactions.list_orders(caller.account_id, app.current_request.query_params or {})
-    return 200, page.body(payment_queries.order_view)
+    return 200, page.body(transactions.with_names(page.data, payment_queries.order_view))
 
 
 @console("/v1/transactions/refunds")
 def list_transaction_refunds(caller):
     """C6: the caller's refunds, filtered, newest first."""
     page = transactions.list_refunds(caller.account_id, app.current_request.query_params or {})
-    return 200, page.body(refunds.view)
+    return 200, page.body(transactions.with_names(page.data, payment_queries.refund_view))
 
 
 @console("/v1/transactions/summary")

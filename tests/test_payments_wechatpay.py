@@ -309,3 +309,9 @@ def test_bad_amounts_are_refused_with_a_chinese_reason(text, reason):
 @pytest.mark.parametrize("text, fen", [("12", 1200), ("12.5", 1250), ("0.01", 1), ("10000.00", 1_000_000)])
 def test_good_amounts_become_fen(text, fen):
     assert amounts.parse_yuan(text, 1_000_000) == fen
+
+
+@pytest.mark.parametrize("fen, text", [(0, "0.00"), (1, "0.01"), (1250, "12.50"), (-1, "-0.01"), (-199, "-1.99"),
+                                       (-100, "-1.00"), (-12345, "-123.45")])
+def test_fen_read_as_yuan_keep_their_sign(fen, text):
+    assert amounts.format_yuan(fen) == text

@@ -14,11 +14,11 @@ from chalicelib.errors import NotFound
 from chalicelib.models.orders import Order, Refund
 from chalicelib.models.qrcodes import QrCode
 from chalicelib.models.sub_merchants import SubMerchant
-from chalicelib.onecode import access, pages, staff
+from chalicelib.onecode import access, activation, admins, codes, pages, staff
 from chalicelib.payments import channels, orders, queries, refunds
-from sandbox.wechatpay import register_merchant
+from sandbox.wechatpay import register_merchant, state_of
 from tests.drivers import Phone
-from tests.test_onecode_store_pages import shop  # noqa: F401 (the fixture)
+from tests.test_onecode_store_pages import _wechat, shop  # noqa: F401 (the fixture)
 from tests import test_payments_wechatpay as on_wechatpay
 
 SP_MCHID = "1900000109"
@@ -88,7 +88,7 @@ def test_an_admin_reads_the_order_and_refunds_part_of_it_audited_by_name(shop, p
         [(refund.requested_by, "王老板", 250)]
     assert all(openid not in str(entries) for openid in shop.openids.values())
     after = _detail(shop.admin, paid)
-    assert "退款处理中" in after.html and "确认退款" not in after.html  # one refund at a time
+    assert "退款中" in after.html and "确认退款" not in after.html  # one refund at a time (the console's word)
 
 
 def test_an_amount_over_the_refundable_is_shown_next_to_the_field(shop, paid):  # noqa: F811
@@ -143,6 +143,29 @@ def test_a_clerk_refunds_only_with_permission_and_while_on_shift(shop, paid):  #
     staff.clock_out(_actor(shop, shop.clerk))
     assert _refund(shop.clerk, paid, "1.00", csrf=csrf).page_id == "clerk-off-shift"
     assert len(refunds.for_order(paid.out_trade_no)) == 1
+
+
+def test_a_merchant_admin_without_refund_permission_is_refused_on_the_phone_and_nothing_is_written(
+        shop, paid, sandbox, client, bound_console):  # noqa: F811
+    boss = access.as_admin(shop.merchant_id, shop.openids["admin-01"])
+    invite = admins.invite(boss, {"name": "二老板"})
+    second_user = sandbox.create_user("二老板", "NOT_OPENED").user_id
+    activation.activate(invite.activation_code_id, codes.MERCHANT_ADMIN_ACTIVATION, _wechat(sandbox, second_user), {})
+    admins.set_refund(boss, invite.admin_id, False)
+    second = Phone(client, second_user)
+    page = _detail(second, paid)
+    assert (page.status, page.page_id) == (200, "order") and "确认退款" not in page.html and "您没有退款权限" in page.html
+    order_before = Order.get(paid.out_trade_no, consistent_read=True).attribute_values
+    audit_before = bound_console.call("GET", "/v1/audit-log?limit=100").json["data"]
+    path = f"/h5/orders/{paid.out_trade_no}"
+    csrf = pages.form_token(_wechat(sandbox, second_user).openid, path)  # the page shows no form
+
+    refused = _refund(second, paid, "1.00", csrf=csrf)
+
+    assert (refused.status, refused.page_id) == (403, "refund-not-allowed") and "您没有退款权限" in refused.html
+    assert Order.get(paid.out_trade_no, consistent_read=True).attribute_values == order_before
+    assert list(Refund.scan()) == [] and state_of(sandbox).refunds == {}
+    assert bound_console.call("GET", "/v1/audit-log?limit=100").json["data"] == audit_before
 
 
 def test_a_manager_refunds_with_permission_while_on_shift(shop, paid):  # noqa: F811

@@ -19,7 +19,7 @@ from chalicelib.models.daily_totals import DailyTotals
 from chalicelib.models.deliveries import Delivery
 from chalicelib.models.orders import Order, Refund
 from chalicelib.models.providers import Provider
-from chalicelib.payments import channels, notifications, outbox, refunds, totals
+from chalicelib.payments import channels, notifications, outbox, refunds, sweep_shards, totals
 from chalicelib.payments.models import OutboxItem
 from sandbox import alipay as sandbox_alipay
 from sandbox import wechatpay as sandbox_wechatpay
@@ -292,7 +292,7 @@ def test_the_sweep_backs_off_a_refund_whose_query_fails_and_stops_starting_check
     assert Refund.get(refund.out_refund_no).check_at > due  # not asked again every minute
     assert refunds.sweep_processing_refunds(at=due + 1)["examined"] == 0
 
-    monkeypatch.setattr(refunds, "SWEEP_BUDGET_SECONDS", -1)
+    monkeypatch.setattr(sweep_shards, "SWEEP_BUDGET_SECONDS", -1)
     assert refunds.sweep_processing_refunds(at=due + 7200)["examined"] == 0  # out of time: the next run
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from chalicelib.payments import transactions
 from tests import transactions_data as data
-from tests.dynamodb_calls import recording_reads
+from tests.dynamodb_calls import counting_aws_calls, recording_reads
 from tests.test_daily_totals import make_shop, owner, reseller, stranger  # noqa: F401 (fixtures)
 
 
@@ -95,6 +95,21 @@ def test_a_sub_service_provider_lists_only_what_is_attributed_to_it_and_a_strang
     assert numbers(reseller, "/v1/transactions/orders", merchant_id=shops[0].merchant_id) == []
     assert numbers(stranger, "/v1/transactions/orders") == []
     assert numbers(stranger, "/v1/transactions/refunds") == []
+
+
+def test_list_rows_name_their_merchant_and_store_read_in_one_batch_per_page(owner, reseller, listed):  # noqa: F811
+    shops, orders, refunds = listed
+    merchant_names = {shops[0].merchant_id: "直营面馆", shops[1].merchant_id: "渠道面馆"}
+
+    with counting_aws_calls() as calls:
+        page = owner.call("GET", "/v1/transactions/orders?limit=100").json["data"]
+
+    assert len(page) == 100 and calls["BatchGetItem"] == 1
+    assert all((row["merchant_name"], row["store_name"]) == (merchant_names[row["merchant_id"]], row["store_id"])
+               for row in page)  # make_shop names each store by its id
+    refund_rows = reseller.call("GET", "/v1/transactions/refunds").json["data"]
+    assert refund_rows and all((row["merchant_name"], row["store_name"]) == ("渠道面馆", row["store_id"])
+                               for row in refund_rows)
 
 
 @pytest.mark.parametrize("path, query, param", [

@@ -9,10 +9,9 @@ clerk who posts a manager's form is refused all the same.
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
 from urllib.parse import quote, urlencode
 
-from chalicelib import qrcodes
+from chalicelib import beijing, qrcodes
 from chalicelib.errors import ApiError, InvalidField, NotFound
 from chalicelib.h5 import PageResponse
 from chalicelib.models.sub_merchants import SubMerchant
@@ -29,9 +28,6 @@ from chalicelib.onecode.access import (
 )
 from chalicelib.payments import shift_summary
 
-SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
-"""China has kept UTC+8 without daylight saving since 1991: a fixed offset is exact, and needs
-no tz database in the Lambda image."""
 SHIFTS_SHOWN = 5
 POSTER_SIZES = ("a5", "a6")
 
@@ -55,12 +51,6 @@ def image_urls(code_id: str | None) -> dict | None:
         return None
     return {"png": f"/h5/codes/{code_id}/image.png", "svg": f"/h5/codes/{code_id}/image.svg",
             "url": qrcodes.url_for(code_id)}
-
-
-def local_time(epoch: int | None, with_date: bool = True) -> str:
-    if epoch is None:
-        return ""
-    return datetime.fromtimestamp(epoch, SHANGHAI).strftime("%m-%d %H:%M" if with_date else "%H:%M")
 
 
 def _merchant_name(store) -> str:
@@ -97,7 +87,7 @@ def _context(actor, store, failed: dict | None = None, query: dict | None = None
                "role_name": ROLE_NAMES[actor.role], "me": me, "csrf": pages.form_token(actor.openid, path_of(store.store_id)),
                "path": path_of(store.store_id), "failed": failed, "ROLE_NAMES": ROLE_NAMES, "code_url": qrcodes.url_for,
                "DEVICE_TYPES": fields.DEVICE_TYPES, "COLLECTION_TYPES": fields.COLLECTION_TYPES,
-               "CURRENCIES": fields.CURRENCIES, "local_time": local_time, "image_urls": image_urls,
+               "CURRENCIES": fields.CURRENCIES, "local_time": beijing.clock_time, "image_urls": image_urls,
                "ADMIN": ADMIN, "MANAGER": MANAGER, "CLERK": CLERK,
                "open_staff": failed["target"] if failed["action"] == "staff-edit" else query.get("staff"),
                "open_device": failed["target"] if failed["action"] == "device-edit" else query.get("device")}
@@ -137,8 +127,9 @@ def _clock_out_notice(member, store, shift) -> str:
     if shift is None:
         return "您当前不在岗，无需下班打卡"
     found = shift_summary.takings(store.store_id, shift)
-    shift_summary.send(member, store.name, shift, found, local_time)
-    return f"已下班，本班 {local_time(shift.started_at, False)}–{local_time(shift.ended_at, False)}。{found.notice()}"
+    shift_summary.send(member, store.name, shift, found)
+    return (f"已下班，本班 {beijing.clock_time(shift.started_at, False)}–{beijing.clock_time(shift.ended_at, False)}。"
+            f"{found.notice()}")
 
 
 def _perform(action: str, actor, store, form: dict) -> str | tuple[str, str]:

@@ -15,7 +15,8 @@ _YUAN = re.compile(r"^(0|[1-9][0-9]{0,9})(\.[0-9]{1,2})?$", re.ASCII)
 
 
 def format_yuan(fen: int) -> str:
-    return f"{fen // 100}.{fen % 100:02d}"
+    """Fen as yuan with two decimals, "-" in front of a negative amount (a net after refunds)."""
+    return ("-" if fen < 0 else "") + f"{abs(fen) // 100}.{abs(fen) % 100:02d}"
 
 
 def parse_yuan(text, limit_fen: int, param: str = "amount") -> int:

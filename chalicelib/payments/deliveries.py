@@ -17,13 +17,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import time
-import zlib
-from datetime import datetime, timedelta, timezone
 
 from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
+from pynamodb.expressions.condition import size
 
-from chalicelib import providers, settings
+from chalicelib import beijing, providers, settings
 from chalicelib.errors import Conflict, NotFound
 from chalicelib.log import logger
 from chalicelib.models.base import condition_failed, now
@@ -31,7 +29,8 @@ from chalicelib.models.deliveries import Attempt, Delivery
 from chalicelib.models.orders import Order, Refund
 from chalicelib.models.providers import Provider
 from chalicelib.onecode.models import Staff, Store
-from chalicelib.payments import amounts
+from chalicelib.payments import amounts, queries
+from chalicelib.payments.sweep_shards import SweepDeadline, shard_of
 from chalicelib.upstream import provider_callback, wechat_message
 from chalicelib.upstream.http import UpstreamUnavailable
 from chalicelib.upstream.wechat_api import WechatApiError
@@ -49,14 +48,18 @@ MESSAGE_RETRY_SECONDS = (60, 120, 300, 600, 900)
 CLAIM_SECONDS = 120
 """How long a claimed attempt keeps others off the delivery (a crashed attempt is tried again
 after this); far longer than an attempt may take (provider_callback's deadline)."""
-SWEEP_BUDGET_SECONDS = 40
-"""A sweep stops starting attempts after this long (its Lambda has 55 s); the rest wait a minute."""
 LOG_LIMIT = 100
-"""Attempts kept per delivery (48 hours of callback retries make about 55)."""
+"""Attempts kept per delivery (48 hours of callback retries make about 55; re-sends add more):
+past it, the oldest go."""
 SUMMARY_TEXT_CHARS = 20
 """WeChat's `thing` keywords take at most 20 characters."""
-BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
-"""Clerks read times in Beijing time (as store_pages.SHANGHAI; not imported: a page module)."""
+ORDER_PAYLOAD_FIELDS = ("object", "out_trade_no", "state", "channel", "wallet", "total", "sp_mchid", "sub_mchid",
+                        "merchant_id", "store_id", "clerk_id", "code_id", "device_id", "upstream_trade_no",
+                        "created_at", "paid_at")
+REFUND_PAYLOAD_FIELDS = ("object", "out_refund_no", "out_trade_no", "amount", "state", "channel", "sp_mchid",
+                         "merchant_id", "store_id", "clerk_id", "created_at", "succeeded_at")
+"""A callback's `data`: these fields of the console's order or refund view (docs/callbacks.md
+lists them), so a field added to a view for the console reaches no receiver unannounced."""
 
 
 def retry_delay(kind: str, attempts: int) -> int | None:
@@ -66,15 +69,12 @@ def retry_delay(kind: str, attempts: int) -> int | None:
     return MESSAGE_RETRY_SECONDS[attempts - 1] if attempts <= len(MESSAGE_RETRY_SECONDS) else None
 
 
-def shard_of(delivery_id: str) -> str:
-    return str(zlib.crc32(delivery_id.encode()) % settings.current().order_sweep_shards)
-
-
 # --- fan-out ------------------------------------------------------------------------------------
 
 
-def fan_out(item, order: Order, refund: Refund | None, at: int | None = None) -> None:
-    """The outbox step: create the item's deliveries once each and try the untried ones.
+def fan_out(order: Order, refund: Refund | None, at: int | None = None) -> None:
+    """The outbox step: create the deliveries of a payment (`refund` None) or of a refund once
+    each, and try the untried ones.
 
     A payment: one message per clerk who is to be told now (B4) and the provider's callback;
     a refund: the callback. Failed sends do not raise (their delivery retries on its own
@@ -126,9 +126,8 @@ def callback_id(event: str, number: str) -> str:
 
 
 def _message(order: Order, store: Store, staff: Staff, at: int) -> Delivery:
-    paid_at = datetime.fromtimestamp(int(order.paid_at or at), BEIJING).strftime("%Y-%m-%d %H:%M:%S")
     data = {"thing1": store.name[:SUMMARY_TEXT_CHARS], "amount2": f"¥{amounts.format_yuan(int(order.total))}",
-            "time3": paid_at, "character_string4": order.out_trade_no}
+            "time3": beijing.date_time(order.paid_at or at), "character_string4": order.out_trade_no}
     return Delivery(delivery_id=message_id(order.out_trade_no, staff.staff_id), kind=CLERK_MESSAGE,
                     event=ORDER_PAID_EVENT, account_id=order.account_id, out_trade_no=order.out_trade_no,
                     store_id=order.store_id, staff_id=staff.staff_id, payload=json.dumps(data, ensure_ascii=False),
@@ -160,20 +159,13 @@ def event_id(delivery_id: str) -> str:
 
 
 def order_data(order: Order) -> dict:
-    return {"object": "order", "out_trade_no": order.out_trade_no, "state": order.state, "channel": order.channel,
-            "wallet": order.wallet, "total": int(order.total), "sp_mchid": order.sp_mchid,
-            "sub_mchid": order.sub_mchid, "merchant_id": order.merchant_id, "store_id": order.store_id,
-            "clerk_id": order.clerk_id, "code_id": order.code_id, "device_id": order.device_id,
-            "upstream_trade_no": order.upstream_trade_no, "created_at": int(order.created_at),
-            "paid_at": None if order.paid_at is None else int(order.paid_at)}
+    view = queries.order_view(order)
+    return {name: view[name] for name in ORDER_PAYLOAD_FIELDS}
 
 
 def refund_data(refund: Refund) -> dict:
-    return {"object": "refund", "out_refund_no": refund.out_refund_no, "out_trade_no": refund.out_trade_no,
-            "amount": int(refund.amount), "state": refund.state, "channel": refund.channel,
-            "sp_mchid": refund.sp_mchid, "merchant_id": refund.merchant_id, "store_id": refund.store_id,
-            "clerk_id": refund.clerk_id, "created_at": int(refund.created_at),
-            "succeeded_at": None if refund.succeeded_at is None else int(refund.succeeded_at)}
+    view = queries.refund_view(refund)
+    return {name: view[name] for name in REFUND_PAYLOAD_FIELDS}
 
 
 def _create(delivery: Delivery) -> None:
@@ -234,10 +226,31 @@ def _claim(delivery: Delivery, seen: int, at: int, manual: bool) -> bool:
 RETRY, GIVE_UP = "retry", "give_up"
 
 
+def _appended(entry: dict):
+    """The action adding `entry` at the end of the stored log (list_append, never the log as
+    read: another attempt's entry written meanwhile stays)."""
+    return Delivery.log.set((Delivery.log | []).append([Attempt(**entry)]))
+
+
+def _trim_log(delivery: Delivery) -> None:
+    """Drop the oldest entries past LOG_LIMIT from the log as just written (`delivery` holds
+    it: an update answers the item as stored); skipped when an entry came meanwhile (the
+    next write trims), so two trims never drop one entry too many."""
+    excess = len(delivery.log) - LOG_LIMIT
+    if excess <= 0:
+        return
+    try:
+        delivery.update(actions=[Delivery.log[index].remove() for index in range(excess)],
+                        condition=size(Delivery.log) == len(delivery.log))
+    except UpdateError as exc:
+        if not condition_failed(exc):
+            raise
+
+
 def _record(delivery: Delivery, number: int, at: int, entry: dict, outcome: str, manual: bool) -> None:
     """Write the try's log entry and what follows from it. A claim lost meanwhile (it lapsed
     and another attempt took over) still gets its entry, and a delivery, though nothing else."""
-    actions = [Delivery.log.set([*delivery.log, Attempt(**entry)][-LOG_LIMIT:]), Delivery.claimed_until.remove()]
+    actions = [_appended(entry), Delivery.claimed_until.remove()]
     if outcome == DELIVERED:
         actions += [Delivery.state.set(DELIVERED), Delivery.delivered_at.set(at), Delivery.finished_at.set(at),
                     Delivery.next_attempt_at.remove(), Delivery.due_shard.remove()]
@@ -256,18 +269,26 @@ def _record(delivery: Delivery, number: int, at: int, entry: dict, outcome: str,
         logger.warning("delivery attempt outlived its claim", extra={"delivery_id": delivery.delivery_id})
         _record_late(delivery, at, entry, outcome)
         return
+    _trim_log(delivery)
     logger.info("delivery attempted", extra={"delivery_id": delivery.delivery_id, "attempt": number,
                                              "status": entry.get("status"), "outcome": outcome})
 
 
 def _record_late(delivery: Delivery, at: int, entry: dict, outcome: str) -> None:
     """The entry of an attempt whose claim was lost, appended as it happened; a 2xx it got
-    delivers the delivery (the receiver has the event), a failure changes nothing else."""
-    actions = [Delivery.log.set(Delivery.log.append([Attempt(**entry)]))]
+    delivers the delivery (the receiver has the event), a failure changes nothing else. A delivery gone
+    meanwhile gets nothing written."""
+    actions = [_appended(entry)]
     if outcome == DELIVERED:
         actions += [Delivery.state.set(DELIVERED), Delivery.delivered_at.set(at), Delivery.finished_at.set(at),
                     Delivery.next_attempt_at.remove(), Delivery.due_shard.remove()]
-    delivery.update(actions=actions)
+    try:
+        delivery.update(actions=actions, condition=Delivery.delivery_id.exists())
+    except UpdateError as exc:
+        if not condition_failed(exc):
+            raise
+        return
+    _trim_log(delivery)
 
 
 def _next_attempt(delivery: Delivery, number: int, at: int) -> int | None:
@@ -282,13 +303,14 @@ def _next_attempt(delivery: Delivery, number: int, at: int) -> int | None:
 def _skip(delivery: Delivery, seen: int, at: int, reason: str) -> bool:
     try:
         delivery.update(actions=[Delivery.state.set(SKIPPED), Delivery.finished_at.set(at),
-                                 Delivery.log.set([*delivery.log, Attempt(at=at, error=reason)][-LOG_LIMIT:]),
-                                 Delivery.next_attempt_at.remove(), Delivery.due_shard.remove()],
+                                 _appended({"at": at, "error": reason}), Delivery.next_attempt_at.remove(),
+                                 Delivery.due_shard.remove()],
                         condition=(Delivery.attempts == seen) & (Delivery.state == PENDING))
     except UpdateError as exc:
         if condition_failed(exc):
             return False
         raise
+    _trim_log(delivery)
     return True
 
 
@@ -360,13 +382,13 @@ def _send_callback(delivery: Delivery, at: int) -> tuple[dict, str]:
 
 def sweep_due(at: int | None = None) -> dict:
     """Try every pending delivery whose next attempt is due, shard by shard, for at most
-    SWEEP_BUDGET_SECONDS of real time."""
+    sweep_shards.SWEEP_BUDGET_SECONDS of real time."""
     at = now() if at is None else at
-    deadline = time.monotonic() + SWEEP_BUDGET_SECONDS
+    deadline = SweepDeadline()
     examined = attempted = failed = 0
     for shard in range(settings.current().order_sweep_shards):
         for key in Delivery.due.query(str(shard), Delivery.next_attempt_at <= at):
-            if time.monotonic() > deadline:
+            if deadline.passed():
                 return {"examined": examined, "attempted": attempted, "failed": failed, "out_of_time": True}
             examined += 1
             try:

@@ -10,7 +10,6 @@ slow request) changes nothing.
 from __future__ import annotations
 
 import json
-import zlib
 
 from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 
@@ -21,15 +20,12 @@ from chalicelib.models.base import condition_failed, now
 from chalicelib.models.orders import Order, Refund
 from chalicelib.payments import deliveries, totals
 from chalicelib.payments.models import OutboxItem
+from chalicelib.payments.sweep_shards import shard_of
 
 ORDER_PAID = "order_paid"
 REFUND_SUCCEEDED = "refund_succeeded"
 RESEND_AFTER_SECONDS = 300
 """A pending item the sweep sent is sent again only this long after (its message was lost)."""
-
-
-def shard_of(key: str, shards: int | None = None) -> str:
-    return str(zlib.crc32(key.encode()) % (shards or settings.current().order_sweep_shards))
 
 
 def order_paid_item(order: Order, at: int) -> OutboxItem:
@@ -102,7 +98,7 @@ def handle_item(item_id: str) -> str:
     refund = Refund.get(item.out_refund_no, consistent_read=True) if item.kind == REFUND_SUCCEEDED else None
     if item.kind == ORDER_PAID:
         _audit_paid(order)
-    deliveries.fan_out(item, order, refund)
+    deliveries.fan_out(order, refund)
     totals.record_once(item, order, refund)
     try:
         item.update(actions=[OutboxItem.done_at.set(now()), OutboxItem.pending_shard.remove()],

@@ -9,42 +9,40 @@ merchant (one Query of at most 31 items); each row opens the order (`/h5/orders/
 """
 from __future__ import annotations
 
-from datetime import datetime
 from urllib.parse import quote, urlencode
 
+from chalicelib import beijing
 from chalicelib.errors import ApiError
 from chalicelib.h5 import PageResponse, _page
 from chalicelib.models.base import now
 from chalicelib.models.orders import Order
 from chalicelib.onecode import merchant_pages, pages, store_pages
 from chalicelib.onecode.access import NoRoleHere, as_admin, in_store
-from chalicelib.payments import amounts, queries, totals
+from chalicelib.payments import amounts, names, queries, totals
 
 ORDERS_PER_PAGE = 20
-STATE_NAMES = {"NOTPAY": "待支付", "SUCCESS": "已支付", "CLOSED": "已关闭", "PAYERROR": "支付失败"}
-WALLET_NAMES = {"wechat": "微信", "alipay": "支付宝"}
 
 
 def _row(order: Order) -> dict:
     refunded = int(order.refunded or 0)
-    state = STATE_NAMES.get(order.state, "处理中")
+    state = names.ORDER_STATES.get(order.state, "处理中")
     if refunded:
         state += f"（已退 {amounts.format_yuan(refunded)} 元）"
-    return {"time": datetime.fromtimestamp(int(order.created_at), store_pages.SHANGHAI).strftime("%Y-%m-%d %H:%M:%S"),
+    return {"time": beijing.date_time(order.created_at),
             "amount": amounts.format_yuan(int(order.total)), "state": state, "paid": order.state == "SUCCESS",
-            "wallet": WALLET_NAMES.get(order.wallet or "", ""), "out_trade_no": order.out_trade_no,
+            "wallet": names.WALLETS.get(order.wallet or "", ""), "out_trade_no": order.out_trade_no,
             "href": f"/h5/orders/{quote(order.out_trade_no, safe='')}"}
 
 
 def _figures(label: str, body: dict) -> dict:
     return {"label": label, "trade": amounts.format_yuan(body["trade_amount"]), "trade_count": body["trade_count"],
             "refund": amounts.format_yuan(body["refund_amount"]), "refund_count": body["refund_count"],
-            "net": ("-" if body["net_amount"] < 0 else "") + amounts.format_yuan(abs(body["net_amount"]))}
+            "net": amounts.format_yuan(body["net_amount"])}
 
 
 def summaries(scope: str, with_month: bool, at: int | None = None) -> list[dict]:
     """Today's figures (and this month's) of one daily-totals scope, worded for the phone."""
-    today = totals.day_of(now() if at is None else at)
+    today = beijing.day_of(now() if at is None else at)
     first = today[:8] + "01" if with_month else today
     month = totals.summarize([scope], first, today).body()
     today_body = dict(month, **{name: month["days"][-1][name] for name in

@@ -11,7 +11,7 @@ from pynamodb.exceptions import DoesNotExist
 
 from chalicelib import pagination, sub_merchants
 from chalicelib.errors import Forbidden, NotFound
-from chalicelib.models.orders import Order
+from chalicelib.models.orders import Order, Refund
 from chalicelib.models.sub_merchants import SubMerchant
 from chalicelib.onecode import lookup
 from chalicelib.onecode.access import ADMIN, CLERK, Actor, RoleTooLow
@@ -63,13 +63,25 @@ def for_phone(actor: Actor, limit: int, cursor: str | None) -> pagination.Page:
 
 
 def order_view(order: Order) -> dict:
+    """An order as the console API answers it; `refunding_no` names the refund in progress
+    (the console says why no other refund can start)."""
     return {"object": "order", "out_trade_no": order.out_trade_no, "state": order.state, "channel": order.channel,
             "wallet": order.wallet, "total": int(order.total), "refunded": int(order.refunded or 0),
-            "sp_mchid": order.sp_mchid, "sub_mchid": order.sub_mchid, "merchant_id": order.merchant_id,
-            "sub_service_provider": order.ssp_account_id, "store_id": order.store_id, "clerk_id": order.clerk_id,
-            "code_id": order.code_id, "source": order.source, "remark": order.remark,
-            "upstream_trade_no": order.upstream_trade_no, "created_at": order.created_at,
+            "refunding_no": order.refunding_no, "sp_mchid": order.sp_mchid, "sub_mchid": order.sub_mchid,
+            "merchant_id": order.merchant_id, "sub_service_provider": order.ssp_account_id, "store_id": order.store_id,
+            "clerk_id": order.clerk_id, "device_id": order.device_id, "code_id": order.code_id, "source": order.source,
+            "remark": order.remark, "upstream_trade_no": order.upstream_trade_no, "created_at": order.created_at,
             "time_expire": order.time_expire, "paid_at": order.paid_at, "closed_at": order.closed_at}
+
+
+def refund_view(refund: Refund) -> dict:
+    return {"object": "refund", "out_refund_no": refund.out_refund_no, "out_trade_no": refund.out_trade_no,
+            "amount": int(refund.amount), "state": refund.state, "reason": refund.reason, "channel": refund.channel,
+            "sp_mchid": refund.sp_mchid, "merchant_id": refund.merchant_id, "store_id": refund.store_id,
+            "clerk_id": refund.clerk_id, "code_id": refund.code_id, "sub_service_provider": refund.ssp_account_id,
+            "requested_by": refund.requested_by, "requested_by_name": refund.requested_by_name,
+            "created_at": refund.created_at, "succeeded_at": refund.succeeded_at, "failed_at": refund.failed_at,
+            "abnormal_at": refund.abnormal_at, "failure": refund.failure}
 
 
 def named_view(order: Order) -> dict:

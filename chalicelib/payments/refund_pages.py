@@ -10,30 +10,21 @@ refund it already made; another refund needs the page opened afresh.
 """
 from __future__ import annotations
 
-from datetime import datetime
-
 from pynamodb.exceptions import DoesNotExist
 
+from chalicelib import beijing
 from chalicelib.errors import ApiError, InvalidField
 from chalicelib.h5 import PageResponse, _page
 from chalicelib.models.orders import Order
 from chalicelib.onecode import pages, store_pages
 from chalicelib.onecode.access import CLERK, NoRoleHere, as_admin, in_store
-from chalicelib.payments import amounts, queries, refunds
+from chalicelib.payments import amounts, names, queries, refunds
 
-ORDER_STATE_NAMES = {"NOTPAY": "待支付", "SUCCESS": "已支付", "CLOSED": "已关闭", "PAYERROR": "支付失败"}
-WALLET_NAMES = {"wechat": "微信", "alipay": "支付宝"}
-REFUND_STATE_NAMES = {refunds.PROCESSING: "退款处理中", refunds.ABNORMAL: "退款异常", refunds.SUCCESS: "退款成功",
-                      refunds.FAILED: "退款失败"}
 FORM_FIELDS = ("amount", "reason")
 
 
 def path_of(out_trade_no: str) -> str:
     return f"/h5/orders/{out_trade_no}"
-
-
-def _time(at) -> str:
-    return datetime.fromtimestamp(int(at), store_pages.SHANGHAI).strftime("%Y-%m-%d %H:%M:%S") if at else ""
 
 
 def _reader(out_trade_no: str, cookie: str | None):
@@ -61,11 +52,11 @@ def _context(actor, order: Order, failed: dict | None = None, notice: str | None
     typed = (failed or {}).get("typed", {})
     return {"title": "订单详情", "order": order, "path": path_of(order.out_trade_no), "notice": notice,
             "amount": amounts.format_yuan(int(order.total)),
-            "state": ORDER_STATE_NAMES.get(order.state, "处理中"), "wallet": WALLET_NAMES.get(order.wallet or "", ""),
-            "created": _time(order.created_at), "paid_at": _time(order.paid_at), "refundable": refundable,
+            "state": names.ORDER_STATES.get(order.state, "处理中"), "wallet": names.WALLETS.get(order.wallet or "", ""),
+            "created": beijing.date_time(order.created_at), "paid_at": beijing.date_time(order.paid_at), "refundable": refundable,
             "refundable_yuan": amounts.format_yuan(refundable), "refunded_yuan": amounts.format_yuan(int(order.refunded or 0)),
-            "refunds": [{"amount": amounts.format_yuan(int(r.amount)), "state": REFUND_STATE_NAMES.get(r.state, r.state),
-                         "ok": r.state == refunds.SUCCESS, "time": _time(r.created_at), "reason": r.reason,
+            "refunds": [{"amount": amounts.format_yuan(int(r.amount)), "state": names.REFUND_STATES.get(r.state, r.state),
+                         "ok": r.state == refunds.SUCCESS, "time": beijing.date_time(r.created_at), "reason": r.reason,
                          "by": r.requested_by_name or "", "failure": r.failure, "no": r.out_refund_no} for r in found],
             "in_progress": bool(order.refunding_no),
             "abnormal": any(r.state == refunds.ABNORMAL for r in found),

@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import re
 import secrets
-import time
 from dataclasses import dataclass
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
@@ -30,14 +29,15 @@ from chalicelib import settings
 from chalicelib.errors import Conflict, Forbidden, InvalidField, NotFound
 from chalicelib.log import logger
 from chalicelib.models.audit import AuditEntry
-from chalicelib.models.base import condition_failed, now, transaction
+from chalicelib.models.base import condition_failed, now, pause_before_retry, transaction, transaction_conflicted
 from chalicelib.models.orders import Order, Refund
 from chalicelib.models.providers import Provider
 from chalicelib.models.sub_merchants import SubMerchant
 from chalicelib.onecode.access import ADMIN, Actor
-from chalicelib.payments import channels, outbox
+from chalicelib.payments import channels, outbox, queries
 from chalicelib.payments.models import OutboxItem
 from chalicelib.payments.settle import PAID
+from chalicelib.payments.sweep_shards import SweepDeadline, shard_of
 
 PROCESSING, ABNORMAL, SUCCESS, FAILED = "PROCESSING", "ABNORMAL", "SUCCESS", "FAILED"
 OPEN_STATES = (PROCESSING, ABNORMAL)
@@ -52,8 +52,6 @@ MAX_CHECK_INTERVAL_SECONDS = 3600
 MAX_ABNORMAL_CHECK_INTERVAL_SECONDS = 6 * 3600
 """An ABNORMAL refund waits for a person at WeChat Pay's merchant platform: hours, not minutes."""
 MAX_REFUNDS_PER_RUN = 200
-SWEEP_BUDGET_SECONDS = 40
-"""The sweep starts no check after this much of its 55 s Lambda; the rest wait a minute."""
 SETTLE_ATTEMPTS = 4
 FORM_NONCE_CHARS = OUT_REFUND_NO_LENGTH - 7
 """The phone form's nonce is the out_refund_no's suffix (after the 6-character prefix and "R")."""
@@ -226,7 +224,7 @@ def _write_start(order: Order, out_refund_no: str, amount: int, reason: str | No
                     amount=amount, state=PROCESSING, created_at=at, created_key=f"{at:010d}#{out_refund_no}",
                     store_id=order.store_id, clerk_id=order.clerk_id, code_id=order.code_id, channel=order.channel,
                     sub_mchid=order.sub_mchid, reason=reason, requested_by=requester.label,
-                    requested_by_name=requester.name, check_shard=outbox.shard_of(out_refund_no),
+                    requested_by_name=requester.name, check_shard=shard_of(out_refund_no),
                     check_at=at + FIRST_CHECK_AFTER_SECONDS)
     condition = (Order.state == PAID) & Order.refunding_no.does_not_exist() & \
         (Order.refunded.does_not_exist() | (Order.refunded <= int(order.total) - amount))
@@ -251,8 +249,7 @@ def _write_start(order: Order, out_refund_no: str, amount: int, reason: str | No
 def _lost_race(exc: TransactWriteError | UpdateError) -> bool:
     """Another write got there first: its condition failed, or DynamoDB cancelled ours for a
     concurrent transaction on the same items (TransactionConflict). Either way: read again."""
-    reasons = getattr(exc, "cancellation_reasons", None) or []
-    return condition_failed(exc) or any(r is not None and r.code == "TransactionConflict" for r in reasons)
+    return condition_failed(exc) or transaction_conflicted(exc)
 
 
 def settle(out_refund_no: str, answer: channels.RefundState, settled_by: str, at: int | None = None) -> str:
@@ -280,7 +277,7 @@ def settle(out_refund_no: str, answer: channels.RefundState, settled_by: str, at
             lost += 1
             if not _lost_race(exc) or lost == SETTLE_ATTEMPTS:
                 raise
-            time.sleep(0.02 * 2 ** lost + secrets.randbelow(20) / 1000)
+            pause_before_retry(lost - 1)
             continue
         logger.info("refund settled", extra={"out_refund_no": out_refund_no, "state": answer.state,
                                              "settled_by": settled_by})
@@ -332,16 +329,16 @@ def sweep_processing_refunds(at: int | None = None) -> dict:
     """The refund query sweep: open refunds past their `check_at`, from the sparse index
     only, each asked of its channel (asked again where the channel never got it: the same
     out_refund_no refunds once). A check that fails backs off like one that found nothing
-    new; no check starts after SWEEP_BUDGET_SECONDS, and each run starts at another shard so
+    new; no check starts after sweep_shards.SWEEP_BUDGET_SECONDS, and each run starts at another shard so
     that a slow channel in one shard does not starve the others."""
     at = now() if at is None else at
-    deadline = time.monotonic() + SWEEP_BUDGET_SECONDS
+    deadline = SweepDeadline()
     counts = {"examined": 0, "settled": 0, "later": 0, "failed": 0}
     shards = settings.current().order_sweep_shards
     for step in range(shards):
         shard = (at // 60 + step) % shards
         for key in Refund.processing_by_check.query(str(shard), Refund.check_at <= at, limit=MAX_REFUNDS_PER_RUN):
-            if time.monotonic() > deadline:
+            if deadline.passed():
                 logger.warning("refund sweep out of time; the rest wait for the next run", extra=counts)
                 return counts
             counts["examined"] += 1
@@ -396,15 +393,5 @@ def for_order(out_trade_no: str) -> list[Refund]:
     return list(Refund.by_order.query(out_trade_no, limit=100))
 
 
-def view(refund: Refund) -> dict:
-    return {"object": "refund", "out_refund_no": refund.out_refund_no, "out_trade_no": refund.out_trade_no,
-            "amount": int(refund.amount), "state": refund.state, "reason": refund.reason, "channel": refund.channel,
-            "merchant_id": refund.merchant_id, "store_id": refund.store_id, "clerk_id": refund.clerk_id,
-            "code_id": refund.code_id, "sub_service_provider": refund.ssp_account_id, "requested_by": refund.requested_by,
-            "requested_by_name": refund.requested_by_name, "created_at": refund.created_at,
-            "succeeded_at": refund.succeeded_at, "failed_at": refund.failed_at, "abnormal_at": refund.abnormal_at,
-            "failure": refund.failure}
-
-
 def views_for_order(out_trade_no: str) -> list[dict]:
-    return [view(refund) for refund in for_order(out_trade_no)]
+    return [queries.refund_view(refund) for refund in for_order(out_trade_no)]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chalicelib import settings
+from chalicelib import beijing, settings
 from chalicelib.log import logger
 from chalicelib.models.orders import Order
 from chalicelib.onecode.models import Shift, Staff
@@ -79,7 +79,7 @@ def takings(store_id: str, shift: Shift) -> ShiftTakings:
     return ShiftTakings(since, until, count, amount)
 
 
-def send(member: Staff, store_name: str, shift: Shift, found: ShiftTakings, local_time) -> bool:
+def send(member: Staff, store_name: str, shift: Shift, found: ShiftTakings) -> bool:
     """The summary as the `wechat_shift_summary_template_id` message to the clerk; False
     when the clerk turned messages off or it could not be sent (the clock-out is done all the
     same). The template's number and amount keywords take digits only, so a lower bound says
@@ -89,7 +89,7 @@ def send(member: Staff, store_name: str, shift: Shift, found: ShiftTakings, loca
     store = store_name[:20] or "门店"
     if found.at_least:
         store = f"{store[:16]}（至少）"
-    data = {"thing1": store, "time2": f"{local_time(found.since)}~{local_time(found.until)}",
+    data = {"thing1": store, "time2": f"{beijing.clock_time(found.since)}~{beijing.clock_time(found.until)}",
             "number3": str(found.count), "amount4": f"{amounts.format_yuan(found.amount)}元"}
     try:
         wechat_message.send_template(member.openid, settings.current().wechat_shift_summary_template_id, data,

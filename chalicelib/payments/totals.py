@@ -13,18 +13,16 @@ another, 3,000 merchants would take longer than API Gateway's 29 s.
 """
 from __future__ import annotations
 
-import random
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 from pynamodb.exceptions import TransactWriteError
 
-from chalicelib.models.base import condition_failed, now, transaction
+from chalicelib.beijing import day_of
+from chalicelib.models.base import condition_failed, now, pause_before_retry, transaction, transaction_conflicted
 from chalicelib.models.daily_totals import DailyTotals
 from chalicelib.models.orders import Order, Refund
-from chalicelib.onecode.store_pages import SHANGHAI
 from chalicelib.payments.models import OutboxItem
 
 MAX_DAYS = 90
@@ -36,11 +34,6 @@ SUMMARY_WORKERS = 8
 """Daily-totals Queries of one summary in flight at once: fewer than botocore's pool of 10
 connections per client (PynamoDB's `max_pool_connections`), so no connection is dropped;
 botocore clients are thread-safe and PynamoDB keeps its botocore session per thread."""
-
-
-def day_of(epoch: int) -> str:
-    """The Beijing-time date of an instant, "YYYY-MM-DD" (the day merchants close their books)."""
-    return datetime.fromtimestamp(int(epoch), SHANGHAI).strftime("%Y-%m-%d")
 
 
 def account_scope(account_id: str) -> str:
@@ -92,12 +85,6 @@ def scopes_of(order: Order) -> list[str]:
     return scopes + [with_channel(scope, order.channel) for scope in scopes]
 
 
-def _conflicted(exc: TransactWriteError) -> bool:
-    """True when another transaction on the same items cancelled this one (not a condition)."""
-    return any(reason is not None and reason.code == "TransactionConflict"
-               for reason in (exc.cancellation_reasons or []))
-
-
 def record_once(item: OutboxItem, order: Order, refund: Refund | None, at: int | None = None) -> bool:
     """Add the item's amounts to the daily totals once; False when it was already counted.
 
@@ -128,9 +115,9 @@ def record_once(item: OutboxItem, order: Order, refund: Refund | None, at: int |
         except TransactWriteError as exc:
             if condition_failed(exc):
                 return False
-            if not _conflicted(exc) or attempt == RECORD_ATTEMPTS - 1:
+            if not transaction_conflicted(exc) or attempt == RECORD_ATTEMPTS - 1:
                 raise
-            time.sleep(0.02 * 2 ** attempt + random.uniform(0, 0.03))
+            pause_before_retry(attempt)
     return False
 
 
@@ -140,7 +127,6 @@ class Summary:
     to_day: str
     days: dict = field(default_factory=dict)
     """day -> [trade_amount, trade_count, refund_amount, refund_count]"""
-    queries: int = 0
 
     def add(self, record: DailyTotals) -> None:
         counts = self.days.setdefault(record.day, [0, 0, 0, 0])
@@ -150,7 +136,6 @@ class Summary:
 
     def merge(self, days: dict) -> None:
         """Add one scope's day -> counts (a Query's worth) into this summary."""
-        self.queries += 1
         for day, counts in days.items():
             total = self.days.setdefault(day, [0, 0, 0, 0])
             for index, value in enumerate(counts):

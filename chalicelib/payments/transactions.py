@@ -21,22 +21,22 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 from pynamodb.exceptions import DoesNotExist
 
-from chalicelib import pagination, sub_merchants
+from chalicelib import beijing, pagination, sub_merchants
 from chalicelib.errors import InvalidField, NotFound
 from chalicelib.models.orders import Order, Refund
 from chalicelib.models.providers import Provider
 from chalicelib.models.qrcodes import QrCode
 from chalicelib.models.sub_merchants import SubMerchant
 from chalicelib.models.sub_service_providers import SubServiceProvider
+from chalicelib.onecode import lookup
 from chalicelib.onecode.models import Store
-from chalicelib.onecode.store_pages import SHANGHAI
-from chalicelib.payments import amounts, totals
+from chalicelib.payments import amounts, names, totals
 
 ORDERS_LIST = "transactions-orders"
 REFUNDS_LIST = "transactions-refunds"
@@ -190,6 +190,29 @@ def list_refunds(account_id: str, query: dict) -> pagination.Page:
                                  range_key_condition=time_range, filter_condition=condition, newest_first=True)
 
 
+NAMES_PER_BATCH_GET = 100
+"""DynamoDB's limit of keys per BatchGetItem: a page of at most 50 items always fits in one."""
+
+
+def with_names(items: list, view: Callable[[Order | Refund], dict]) -> Callable[[Order | Refund], dict]:
+    """`view` plus `merchant_name` and `store_name` (None for one removed since), for a list
+    page's `items`: the page's distinct merchants and stores read in one BatchGetItem, so
+    the 交易 list shows names, not ids, for one read more than the page's Query."""
+    wanted = list(dict.fromkeys([(SubMerchant, item.account_id, item.merchant_id) for item in items] +
+                                [(Store, item.store_id, None) for item in items if item.store_id]))
+    found = {}
+    for start in range(0, len(wanted), NAMES_PER_BATCH_GET):
+        batch = wanted[start:start + NAMES_PER_BATCH_GET]
+        found.update(zip(batch, lookup.get_many(batch)))
+
+    def named(item: Order | Refund) -> dict:
+        merchant = found.get((SubMerchant, item.account_id, item.merchant_id))
+        store = found.get((Store, item.store_id, None)) if item.store_id else None
+        return view(item) | {"merchant_name": merchant.name if merchant else None,
+                             "store_name": store.name if store else None}
+    return named
+
+
 # --- summary ----------------------------------------------------------------------------------
 
 def _day(query: dict, name: str, default: date) -> date:
@@ -297,7 +320,7 @@ def summary_scopes(account_id: str, ids: dict) -> list[str]:
 def summary(account_id: str, query: dict, today: date | None = None) -> dict:
     query = dict(query or {})
     _refuse_unknown(query, SUMMARY_PARAMS)
-    today = today or datetime.now(SHANGHAI).date()
+    today = today or beijing.today()
     from_day, to_day = parse_days(query, today)
     channel = _choice(query, "channel", CHANNELS)
     scopes = [totals.with_channel(scope, channel) for scope in summary_scopes(account_id, _ids(query))]
@@ -309,9 +332,7 @@ def summary(account_id: str, query: dict, today: date | None = None) -> dict:
 CSV_HEADER = ("商户订单号", "创建时间", "支付时间", "状态", "渠道", "钱包", "金额(元)", "金额(分)", "已退款(元)",
               "已退款(分)", "子商户", "子商户号", "服务商商户号", "子服务商", "门店", "店员", "设备", "收款码",
               "渠道订单号", "备注")
-STATE_NAMES = {"NOTPAY": "待支付", "SUCCESS": "已支付", "CLOSED": "已关闭", "PAYERROR": "支付失败"}
 CHANNEL_NAMES = {"official_direct": "微信支付", "maidan": "买单", "alipay": "支付宝"}
-WALLET_NAMES = {"wechat": "微信", "alipay": "支付宝"}
 _FORMULA_STARTS = frozenset("=+-@\t\r")
 CSV_BATCH_ROWS = 500
 """Rows formatted together before a piece is handed on: few, large writes; bounded memory."""
@@ -324,10 +345,6 @@ def safe_cell(value) -> str:
     return "'" + text if text[:1] in _FORMULA_STARTS else text
 
 
-def _local(epoch) -> str:
-    return "" if epoch is None else datetime.fromtimestamp(int(epoch), SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
-
-
 def csv_row(order: Order) -> list:
     """One order's cells. Read from the item's values at once (PynamoDB's attribute access
     was most of a row's cost); every stored text goes through `safe_cell`, while what this
@@ -335,9 +352,9 @@ def csv_row(order: Order) -> list:
     values = order.attribute_values
     total, refunded = int(values["total"]), int(values.get("refunded") or 0)
     state, channel, wallet = values.get("state"), values.get("channel"), values.get("wallet")
-    return [safe_cell(values["out_trade_no"]), _local(values.get("created_at")), _local(values.get("paid_at")),
-            safe_cell(STATE_NAMES.get(state, state)), safe_cell(CHANNEL_NAMES.get(channel, channel)),
-            safe_cell(WALLET_NAMES.get(wallet or "", wallet)), amounts.format_yuan(total), total,
+    return [safe_cell(values["out_trade_no"]), beijing.date_time(values.get("created_at")), beijing.date_time(values.get("paid_at")),
+            safe_cell(names.ORDER_STATES.get(state, state)), safe_cell(CHANNEL_NAMES.get(channel, channel)),
+            safe_cell(names.WALLETS.get(wallet or "", wallet)), amounts.format_yuan(total), total,
             amounts.format_yuan(refunded), refunded,
             *[safe_cell(values.get(name)) for name in _STORED_TEXT]]
 

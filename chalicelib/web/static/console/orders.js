@@ -81,7 +81,8 @@ function refundBlocked(order, refundable) {
   if (readOnly()) return "子服务商只能查看订单，不能退款。";
   if (order.state !== "SUCCESS") return "只有已支付的订单可以退款。";
   if ((order.refunds || []).some((r) => r.state === "ABNORMAL")) return "退款异常，请在微信支付商户平台处理；处理完成后才能再次退款。";
-  if ((order.refunds || []).some((r) => r.state === "PROCESSING") || order.refunding_no) return "有一笔退款正在处理，完成后才能再次退款。";
+  const inProgress = order.refunding_no || (order.refunds || []).find((r) => r.state === "PROCESSING")?.out_refund_no;
+  if (inProgress) return `退款 ${inProgress} 正在处理，完成后才能再次退款。`;
   if (refundable <= 0) return "该订单已全部退款。";
   return null;
 }
@@ -195,6 +196,7 @@ async function detailView(ctx) {
       ["状态", stateBadge(order.state)],
       ["金额", yuan(order.total)],
       ["已退款", h("span", {id: "order-refunded"}, order.refunded ? yuan(order.refunded) : "无")],
+      ["退款中", order.refunding_no ? h("span", {class: "mono", id: "order-refunding"}, order.refunding_no) : "无"],
       ["可退金额", order.state === "SUCCESS" ? yuan(refundable) : "—"],
       ["渠道", ORDER_CHANNEL[order.channel] || order.channel],
       ["付款方式", WALLET[order.wallet] || order.wallet],

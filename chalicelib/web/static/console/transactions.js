@@ -199,7 +199,9 @@ async function listView(ctx) {
   }
   ctx.onLeave(() => summaryController?.abort());
 
-  const merchantCell = (o) => o.merchant_name || (o.merchant_id ? h("a", {href: "#/sub-merchants/" + encodeURIComponent(o.merchant_id)}, o.merchant_id) : null);
+  // The list answers each row's merchant_name and store_name (null for one removed since: the id then).
+  const merchantCell = (o) => o.merchant_id ? h("a", {href: "#/sub-merchants/" + encodeURIComponent(o.merchant_id)}, o.merchant_name || o.merchant_id) : null;
+  const storeCell = (o) => o.store_id ? h("a", {href: "#/stores/" + encodeURIComponent(o.store_id)}, o.store_name || o.store_id) : null;
   const orders = pagedTable({id: "transaction-orders",
     columns: [
       {label: "时间", render: (o) => time(o.paid_at || o.created_at)},
@@ -209,7 +211,7 @@ async function listView(ctx) {
       {label: "渠道", render: (o) => ORDER_CHANNEL[o.channel] || o.channel},
       {label: "状态", render: (o) => stateBadge(o.state)},
       {label: "子商户", render: merchantCell},
-      {label: "门店", render: (o) => o.store_name || (o.store_id ? h("a", {href: "#/stores/" + encodeURIComponent(o.store_id)}, o.store_id) : null)},
+      {label: "门店", render: storeCell},
       {label: "店员", render: (o) => o.clerk_name || o.clerk_id},
     ],
     rowHref: orderHref,
@@ -223,6 +225,8 @@ async function listView(ctx) {
       {label: "退款金额", render: (r) => yuan(r.amount)},
       {label: "状态", render: (r) => refundStateBadge(r.state)},
       {label: "渠道", render: (r) => ORDER_CHANNEL[r.channel] || r.channel},
+      {label: "子商户", render: merchantCell},
+      {label: "门店", render: storeCell},
       {label: "原因", render: (r) => r.reason},
       {label: "发起人", render: (r) => r.requested_by_name || r.requested_by},
       {label: "完成时间", render: (r) => (r.succeeded_at ? time(r.succeeded_at) : null)},
