@@ -10,8 +10,9 @@
   answers in CPU time, which threads cannot overlap);
 - CSV export: throughput (orders/s) and the writer's peak memory (tracemalloc) over 100,000
   generated Order objects; the DynamoDB-backed export (`transactions.export_chunk`) of one
-  chunk of 5,000 stored orders, and of a whole export of 20,000 stored orders in 4 chunks
-  followed cursor to cursor as the console does: orders/s, Query calls and peak memory.
+  chunk of 5,000 stored orders, and of a whole export of STORED_FOR_WHOLE_EXPORT stored
+  orders (5,000-row chunks) followed cursor to cursor as the console does: orders/s, Query
+  calls and peak memory.
 
 The export's peak is traced afterwards, in a second request of its last chunk (tracemalloc
 makes moto about three times slower, so it would spoil the time; a chunk is one request, so
