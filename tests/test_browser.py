@@ -306,24 +306,25 @@ def _authorize_alipay(api: httpx.Client, sandbox: httpx.Client, merchant_id: str
     assert api.get(f"/v1/sub-merchants/{merchant_id}").json()["alipay_authorization"]["status"] == "authorized"
 
 
-def _store_opened_by_its_admin(browser, stack, api: httpx.Client, merchant_id: str) -> str:
-    """The merchant's admin activates on WeChat and adds a store; its collection code's URL."""
+def _store_opened_by_its_admin(browser, stack, api: httpx.Client, merchant_id: str, *, nickname: str = "面馆老板",
+                              admin_name: str = "赵老板", address: str = "科技园路 2 号",
+                              manager_name: str = "钱店长") -> tuple:
+    """The merchant's admin activates on WeChat and adds a store: (the admin's page, the store id)."""
     from playwright.sync_api import expect
 
     activation_url = api.get(f"/v1/sub-merchants/{merchant_id}/setup-codes").json()["admin_activation"]["url"]
-    admin = _new_wechat_user(browser, stack["sandbox"], "面馆老板")
+    admin = _new_wechat_user(browser, stack["sandbox"], nickname)
     admin.goto(activation_url)
-    admin.fill('input[name="name"]', "赵老板")
+    admin.fill('input[name="name"]', admin_name)
     admin.click("#confirm")
     admin.click("a.button")
     admin.click("#add-store")
     for name, value in {"name": "人民路店", "province": "广东省", "city": "深圳市", "district": "南山区",
-                        "address": "科技园路 2 号", "manager_name": "钱店长"}.items():
+                        "address": address, "manager_name": manager_name}.items():
         admin.fill(f'input[name="{name}"]', value)
     admin.click('form[action$="/stores"] button')
     expect(admin.locator('[data-page="store"]')).to_be_visible()
-    store_id = re.search(r"/h5/stores/([^/?]+)", admin.url).group(1)
-    return api.get(f"/v1/stores/{store_id}").json()["collection_code"]["url"]
+    return admin, re.search(r"/h5/stores/([^/?]+)", admin.url).group(1)
 
 
 def _pay_in_the_wallet(customer, code_url: str, amount: str, cashier: str, pay_button: str, prefix: str) -> None:
@@ -366,7 +367,8 @@ def test_a_wechat_and_an_alipay_customer_pay_a_store_code_in_the_wallet_and_back
         merchant_id = api.post("/v1/sub-merchants", json={"sp_mchid": PAY_SP_MCHID, "name": "一号面馆",
                                                           "sub_mchid": PAY_SUB_MCHID}).json()["id"]
         _authorize_alipay(api, sandbox, merchant_id)
-        code_url = _store_opened_by_its_admin(browser, stack, api, merchant_id)
+        _, store_id = _store_opened_by_its_admin(browser, stack, api, merchant_id)
+        code_url = api.get(f"/v1/stores/{store_id}").json()["collection_code"]["url"]
 
         wechat = _new_wechat_user(browser, stack["sandbox"], "微信顾客")
         _pay_in_the_wallet(wechat, code_url, "12.34", "#wechatpay-sandbox-cashier", "#wechatpay-sandbox-pay",
@@ -438,19 +440,8 @@ def test_a_payment_reaches_the_on_shift_clerk_and_the_provider_and_the_console_r
         expect(desk.locator("#callback-secret-state")).to_contain_text("已设置于")
 
         # the merchant's admin adds a store; its manager adds a clerk, who clocks in
-        activation_url = api.get(f"/v1/sub-merchants/{merchant_id}/setup-codes").json()["admin_activation"]["url"]
-        admin = _new_wechat_user(browser, stack["sandbox"], "二号面馆老板")
-        admin.goto(activation_url)
-        admin.fill('input[name="name"]', "孙老板")
-        admin.click("#confirm")
-        admin.click("a.button")
-        admin.click("#add-store")
-        for name, value in {"name": "人民路店", "province": "广东省", "city": "深圳市", "district": "南山区",
-                            "address": "科技园路 3 号", "manager_name": "周店长"}.items():
-            admin.fill(f'input[name="{name}"]', value)
-        admin.click('form[action$="/stores"] button')
-        expect(admin.locator('[data-page="store"]')).to_be_visible()
-        store_id = re.search(r"/h5/stores/([^/?]+)", admin.url).group(1)
+        admin, store_id = _store_opened_by_its_admin(browser, stack, api, merchant_id, nickname="二号面馆老板",
+                                                     admin_name="孙老板", address="科技园路 3 号", manager_name="周店长")
         manager = _new_wechat_user(browser, stack["sandbox"], "周店长")
         manager.goto(_activation_url(admin))
         manager.click("#confirm")
